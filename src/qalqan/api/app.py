@@ -1,0 +1,34 @@
+"""The FastAPI application factory."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from fastapi.responses import ORJSONResponse
+
+from qalqan import __version__
+from qalqan.api.limits import BodyLimit
+from qalqan.api.problems import install_handlers
+from qalqan.api.routers import admin, health, objects
+from qalqan.instance import Instance
+
+__all__ = ["create_app"]
+
+API_PREFIX = "/api/v1"
+
+
+def create_app(instance: Instance) -> FastAPI:
+    """The app serving ``instance``: REST API under ``/api/v1``, OpenAPI docs at ``/docs``."""
+    app = FastAPI(
+        title="Qalqan",
+        version=__version__,
+        summary="Threat intelligence sharing under TLP 2.0 and distribution rules",
+        default_response_class=ORJSONResponse,
+        openapi_url="/openapi.json",
+        docs_url="/docs",
+    )
+    app.state.instance = instance
+    install_handlers(app)
+    for module in (health, objects, admin):
+        app.include_router(module.router, prefix=API_PREFIX)
+    app.add_middleware(BodyLimit, limit=instance.settings.max_body_bytes)
+    return app

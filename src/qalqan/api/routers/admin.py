@@ -1,0 +1,179 @@
+"""Administration: orgs, users, API keys, sharing groups, and who am I."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, status
+
+from qalqan import accounts
+from qalqan.api.deps import CurrentPrincipal, DbConn
+from qalqan.api.schemas import (
+    GroupCreate,
+    GroupPublic,
+    KeyCreate,
+    KeyCreated,
+    KeyPublic,
+    MemberAdd,
+    OrgCreate,
+    OrgPublic,
+    UserCreate,
+    UserPublic,
+)
+from qalqan.domain.handling import TLP, Distribution
+from qalqan.domain.principal import Role
+from qalqan.errors import Forbidden, InvalidInput
+from qalqan.policy import can_administer_node, can_administer_org
+from qalqan.store import accounts as store
+
+__all__ = ["router"]
+
+router = APIRouter(tags=["administration"])
+
+
+def _parse(kind: str, parser: Any, value: str) -> Any:
+    try:
+        return parser(value)
+    except ValueError as exc:
+        raise InvalidInput(str(exc), field=kind) from None
+
+
+@router.get("/me", summary="The caller: user, org and role")
+def me(conn: DbConn, principal: CurrentPrincipal) -> dict[str, Any]:
+    """Who the API key belongs to."""
+    org = store.get_org(conn, principal.org_id)
+    return {
+        "user_id": principal.user_id,
+        "email": principal.email,
+        "role": principal.role.value,
+        "org": OrgPublic.of(org).model_dump(),
+        "sharing_groups": sorted(principal.group_ids),
+    }
+
+
+@router.get("/orgs", response_model=list[OrgPublic], summary="Organizations of this node")
+def list_orgs(conn: DbConn, principal: CurrentPrincipal) -> list[OrgPublic]:
+    """Every org of the node (names and countries are known to all members)."""
+    return [OrgPublic.of(o) for o in store.list_orgs(conn)]
+
+
+@router.post(
+    "/orgs",
+    response_model=OrgPublic,
+    status_code=status.HTTP_201_CREATED,
+    summary="Add an organization (node admin)",
+)
+def add_org(body: OrgCreate, conn: DbConn, principal: CurrentPrincipal) -> OrgPublic:
+    """Creates the org and its STIX identity."""
+    org = accounts.add_org(
+        conn,
+        principal,
+        body.name,
+        body.country,
+        default_tlp=_parse("default_tlp", TLP.parse, body.default_tlp),
+        default_distribution=_parse(
+            "default_distribution", Distribution.parse, body.default_distribution
+        ),
+    )
+    return OrgPublic.of(org)
+
+
+@router.get("/users", response_model=list[UserPublic], summary="Users you administer")
+def list_users(conn: DbConn, principal: CurrentPrincipal) -> list[UserPublic]:
+    """Node admins see every user; org admins their org's; others themselves."""
+    if can_administer_node(principal):
+        found = store.list_users(conn)
+    elif can_administer_org(principal, principal.org_id):
+        found = store.list_users(conn, principal.org_id)
+    else:
+        found = [u for u in store.list_users(conn, principal.org_id) if u.id == principal.user_id]
+    return [UserPublic.of(u) for u in found]
+
+
+@router.post(
+    "/users",
+    response_model=UserPublic,
+    status_code=status.HTTP_201_CREATED,
+    summary="Add a user (org admin of that org, or node admin)",
+)
+def add_user(body: UserCreate, conn: DbConn, principal: CurrentPrincipal) -> UserPublic:
+    """The password, if given, is stored as an argon2id hash."""
+    role = _parse("role", Role.parse, body.role)
+    user = accounts.add_user(conn, principal, body.email, body.org, role, body.password)
+    return UserPublic.of(user)
+
+
+def _administered_user_ids(conn: DbConn, principal: CurrentPrincipal) -> list[str] | None:
+    if can_administer_node(principal):
+        return None
+    if can_administer_org(principal, principal.org_id):
+        return [u.id for u in store.list_users(conn, principal.org_id)]
+    return [principal.user_id] if principal.user_id else []
+
+
+@router.get("/keys", response_model=list[KeyPublic], summary="API keys you may manage")
+def list_keys(conn: DbConn, principal: CurrentPrincipal) -> list[KeyPublic]:
+    """Keys are listed by prefix; the secret itself is never shown again."""
+    return [KeyPublic.of(k) for k in store.list_keys(conn, _administered_user_ids(conn, principal))]
+
+
+@router.post(
+    "/keys",
+    response_model=KeyCreated,
+    status_code=status.HTTP_201_CREATED,
+    summary="Create an API key (shown once)",
+)
+def create_key(body: KeyCreate, conn: DbConn, principal: CurrentPrincipal) -> KeyCreated:
+    """For yourself by default, or for a user of an org you administer."""
+    user_ref = body.user or principal.user_id
+    if user_ref is None:
+        raise InvalidInput("name the user the key is for", field="user")
+    new = accounts.create_key(conn, principal, user_ref, body.label)
+    return KeyCreated(**KeyPublic.of(new.record).model_dump(), key=new.secret)
+
+
+@router.delete("/keys/{key_id}", response_model=KeyPublic, summary="Revoke an API key")
+def revoke_key(key_id: str, conn: DbConn, principal: CurrentPrincipal) -> KeyPublic:
+    """Requests with the key are refused from now on."""
+    accounts.revoke_key(conn, principal, key_id)
+    return KeyPublic.of(store.get_key(conn, key_id))
+
+
+@router.get("/sharing-groups", response_model=list[GroupPublic], summary="Sharing groups")
+def list_groups(conn: DbConn, principal: CurrentPrincipal) -> list[GroupPublic]:
+    """Node admins see all groups; others the groups their org owns or belongs to."""
+    org_id = None if can_administer_node(principal) else principal.org_id
+    return [GroupPublic.of(g) for g in store.list_groups(conn, org_id)]
+
+
+@router.post(
+    "/sharing-groups",
+    response_model=GroupPublic,
+    status_code=status.HTTP_201_CREATED,
+    summary="Create a sharing group",
+)
+def create_group(body: GroupCreate, conn: DbConn, principal: CurrentPrincipal) -> GroupPublic:
+    """The owner org (yours by default) is always a member."""
+    group = accounts.create_group(
+        conn,
+        principal,
+        body.name,
+        body.owner_org or principal.org_id,
+        body.members,
+        body.description,
+    )
+    return GroupPublic.of(group)
+
+
+@router.post(
+    "/sharing-groups/{group_id}/members",
+    response_model=GroupPublic,
+    summary="Add an org to a sharing group",
+)
+def add_member(
+    group_id: str, body: MemberAdd, conn: DbConn, principal: CurrentPrincipal
+) -> GroupPublic:
+    """Only the group owner's admins and node admins may change members."""
+    if not can_administer_org(principal, principal.org_id):
+        raise Forbidden("only administrators may change sharing groups")
+    return GroupPublic.of(accounts.add_group_member(conn, principal, group_id, body.org))

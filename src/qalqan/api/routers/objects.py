@@ -1,0 +1,224 @@
+"""STIX objects and observables: submit, list, read, revoke, look up, export."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import replace
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response, StreamingResponse
+from starlette.concurrency import run_in_threadpool
+
+from qalqan.api.deps import CurrentPrincipal, DbConn, get_instance
+from qalqan.api.schemas import ImportResult
+from qalqan.domain.handling import TLP, Distribution
+from qalqan.domain.principal import Principal
+from qalqan.domain.stix import parse_timestamp
+from qalqan.errors import InvalidInput
+from qalqan.intel import reading
+from qalqan.intel.importer import HandlingRequest, import_objects, objects_of
+from qalqan.store.objects import ObjectFilter, StoredVersion
+
+__all__ = ["router"]
+
+router = APIRouter(tags=["objects"])
+
+
+def _json(body: Any, status: int = 200) -> Response:
+    return Response(orjson.dumps(body), status_code=status, media_type="application/json")
+
+
+def _item(version: StoredVersion) -> dict[str, Any]:
+    return {
+        "id": version.stix_id,
+        "type": version.type,
+        "handling": reading.handling_of(version),
+        "object": orjson.Fragment(version.content),
+    }
+
+
+def _parse_tlp(value: str | None, name: str) -> TLP | None:
+    try:
+        return TLP.parse(value) if value else None
+    except ValueError as exc:
+        raise InvalidInput(str(exc), field=name) from None
+
+
+def _parse_time(value: str | None, name: str) -> int | None:
+    try:
+        return parse_timestamp(value) if value else None
+    except ValueError as exc:
+        raise InvalidInput(f"{name} {exc}", field=name) from None
+
+
+@router.post(
+    "/objects",
+    response_model=ImportResult,
+    summary="Submit STIX 2.1 objects (a bundle, a list or one object)",
+    responses={400: {"description": "nothing accepted"}, 413: {"description": "body too large"}},
+)
+async def submit_objects(
+    request: Request,
+    principal: CurrentPrincipal,
+    tlp: Annotated[str | None, Query(description="clear, green, amber, amber+strict, red")] = None,
+    distribution: Annotated[
+        str | None, Query(description="organization, node, connected, all, sharing_group")
+    ] = None,
+    sharing_group: Annotated[str | None, Query(description="sharing group id or name")] = None,
+) -> Response:
+    """Each object is accepted or rejected on its own; handling defaults to your org's."""
+    body = await request.body()
+    try:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidInput(f"the body is not valid JSON: {exc}") from None
+    try:
+        dist = Distribution.parse(distribution) if distribution else None
+    except ValueError as exc:
+        raise InvalidInput(str(exc), field="distribution") from None
+    handling = HandlingRequest(_parse_tlp(tlp, "tlp"), dist, sharing_group)
+    objects = objects_of(document)
+    instance = get_instance(request)
+
+    def run() -> dict[str, Any]:
+        with instance.begin() as conn:
+            return import_objects(conn, principal, objects, handling).to_dict()
+
+    report = await run_in_threadpool(run)
+    if report["rejected"] and not report["accepted"]:
+        first = report["errors"][0]
+        return _json(
+            {
+                "type": "urn:qalqan:error:invalid_input",
+                "title": "Bad Request",
+                "status": 400,
+                "code": "invalid_input",
+                "detail": f"no object accepted; first: object {first['index']} "
+                f"({first['id']}) {first['field']}: {first['reason']}",
+                **report,
+            },
+            400,
+        )
+    return _json(report, 201 if report["created"] else 200)
+
+
+def _filter(
+    type: list[str] | None,
+    owner_org: str | None,
+    tlp: list[str] | None,
+    max_tlp: str | None,
+    added_after: str | None,
+    modified_since: str | None,
+    modified_until: str | None,
+    text: str | None,
+    include_revoked: bool,
+) -> ObjectFilter:
+    tlps = [int(t) for t in (_parse_tlp(v, "tlp") for v in tlp or ()) if t is not None]
+    ceiling = _parse_tlp(max_tlp, "max_tlp")
+    types = [t for part in type or () for t in part.split(",") if t]
+    return ObjectFilter(
+        types=types or None,
+        owner_org_id=owner_org,
+        tlps=tlps or None,
+        max_tlp=int(ceiling) if ceiling is not None else None,
+        added_after=_parse_time(added_after, "added_after"),
+        modified_since=_parse_time(modified_since, "modified_since"),
+        modified_until=_parse_time(modified_until, "modified_until"),
+        text=text,
+        include_revoked=include_revoked,
+        include_withdrawn=include_revoked,
+    )
+
+
+@router.get("/objects", summary="List the latest versions you may see (keyset pages)")
+def list_objects(
+    conn: DbConn,
+    principal: CurrentPrincipal,
+    type: Annotated[list[str] | None, Query(description="STIX type(s)")] = None,
+    owner_org: Annotated[str | None, Query(description="owner org id")] = None,
+    tlp: Annotated[list[str] | None, Query()] = None,
+    max_tlp: Annotated[str | None, Query(description="TLP ceiling")] = None,
+    added_after: Annotated[str | None, Query(description="RFC 3339 timestamp")] = None,
+    modified_since: str | None = None,
+    modified_until: str | None = None,
+    text: Annotated[str | None, Query(max_length=200, description="substring of name")] = None,
+    include_revoked: bool = False,
+    cursor: Annotated[str | None, Query(max_length=100)] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> Response:
+    """Oldest ``date_added`` first; pass ``next`` back as ``cursor`` for the following page."""
+    f = _filter(
+        type,
+        owner_org,
+        tlp,
+        max_tlp,
+        added_after,
+        modified_since,
+        modified_until,
+        text,
+        include_revoked,
+    )
+    page = reading.list_objects(conn, principal, f, cursor, limit)
+    return _json({"items": [_item(v) for v in page.items], "next": page.next_cursor})
+
+
+@router.get("/objects/{stix_id}", summary="One object: latest, first, all or a given version")
+def get_object(
+    conn: DbConn,
+    principal: CurrentPrincipal,
+    stix_id: str,
+    version: Annotated[str, Query(description="last, first, all or a modified timestamp")] = "last",
+) -> Response:
+    """404 when the object does not exist or you may not see it."""
+    versions = reading.get_versions(conn, principal, stix_id, version)
+    if version == "all":
+        return _json({"id": stix_id, "versions": [_item(v) for v in versions]})
+    return _json(_item(versions[0]))
+
+
+@router.delete("/objects/{stix_id}", summary="Revoke an object (owner org only)")
+def revoke_object(conn: DbConn, principal: CurrentPrincipal, stix_id: str) -> Response:
+    """Your own objects get a revoked version; imported ones are withdrawn on this node."""
+    return _json(_item(reading.revoke_object(conn, principal, stix_id)))
+
+
+@router.get("/observables", summary="Find objects that name a value")
+def find_observables(
+    conn: DbConn,
+    principal: CurrentPrincipal,
+    value: Annotated[str, Query(min_length=1, max_length=8192, description="defanged is fine")],
+    kind: Annotated[str | None, Query(description="ip, cidr, domain, url, email, md5, ...")] = None,
+    cursor: Annotated[str | None, Query(max_length=100)] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> Response:
+    """Exact match on the normalized value; an IP also finds CIDRs containing it, a CIDR finds
+    the addresses and networks inside it."""
+    page = reading.search_observables(conn, principal, value, kind, cursor, limit)
+    return _json(
+        {
+            "query": {"kind": page.kind, "value": page.value},
+            "items": [{"kind": h.kind, "value": h.value, **_item(h.version)} for h in page.hits],
+            "next": page.next_cursor,
+        }
+    )
+
+
+def _stream(request: Request, principal: Principal, f: ObjectFilter) -> Iterator[bytes]:
+    with get_instance(request).begin() as conn:
+        yield from reading.stream_bundle(conn, principal, f)
+
+
+@router.get("/export/stix", summary="A STIX 2.1 bundle of what you may see")
+def export_stix(
+    request: Request,
+    principal: CurrentPrincipal,
+    type: Annotated[list[str] | None, Query()] = None,
+    max_tlp: str | None = None,
+    added_after: str | None = None,
+) -> StreamingResponse:
+    """Streams the latest visible versions, byte for byte as stored."""
+    f = _filter(type, None, None, max_tlp, added_after, None, None, None, True)
+    f = replace(f, include_withdrawn=False)
+    return StreamingResponse(_stream(request, principal, f), media_type="application/stix+json")

@@ -1,0 +1,1 @@
+"""The ``qalqan`` command: an admin console working on the local data dir."""

@@ -1,0 +1,76 @@
+"""The ``qalqan`` command line."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from qalqan import __version__
+from qalqan.cli.admin import group_app, key_app, org_app, user_app
+from qalqan.cli.common import err_console
+from qalqan.cli.intel import export_command, import_command
+from qalqan.cli.node import demo_command, init_command, serve_command
+from qalqan.errors import QalqanError
+
+__all__ = ["app", "run"]
+
+app = typer.Typer(
+    name="qalqan",
+    help="Qalqan: share threat intelligence under TLP 2.0, find threats, work cases together.\n\n"
+    "Works on the data dir in QALQAN_DATA_DIR (default ./.qalqan) or QALQAN_DATABASE_URL.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.command("init")(init_command)
+app.command("serve")(serve_command)
+app.command("demo")(demo_command)
+app.command("import")(import_command)
+app.command("export")(export_command)
+app.add_typer(org_app, name="org")
+app.add_typer(user_app, name="user")
+app.add_typer(key_app, name="key")
+app.add_typer(group_app, name="group")
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"qalqan {__version__}")
+        raise typer.Exit
+
+
+@app.callback()
+def _main(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Show the version."
+    ),
+) -> None:
+    """Qalqan command line."""
+
+
+def run() -> None:
+    """Entry point: QalqanErrors become one line on stderr and exit code 1, never a traceback."""
+    try:
+        app(standalone_mode=False)
+    except QalqanError as exc:
+        where = ", ".join(f"{k}={v}" for k, v in exc.context.items())
+        err_console.print(
+            f"error: {exc.detail}" + (f" ({where})" if where else ""), markup=False, highlight=False
+        )
+        sys.exit(1)
+    except KeyboardInterrupt:
+        err_console.print("interrupted")
+        sys.exit(130)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        err_console.print("aborted")
+        sys.exit(1)
+    except Exception as exc:  # click usage errors
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise

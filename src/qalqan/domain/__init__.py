@@ -1,0 +1,1 @@
+"""Pure types and functions of the intelligence domain: no I/O."""

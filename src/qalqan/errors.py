@@ -1,0 +1,121 @@
+"""Every error Qalqan raises on purpose, with a stable ``code`` the API renders as problem+json.
+
+The tree::
+
+    QalqanError                    code "error"            HTTP 500
+    ├── InvalidInput               code "invalid_input"    HTTP 400  (item index, id, field)
+    │   └── PayloadTooLarge        code "payload_too_large" HTTP 413
+    ├── Unauthorized               code "unauthorized"     HTTP 401
+    ├── Forbidden                  code "forbidden"        HTTP 403
+    ├── NotFound                   code "not_found"        HTTP 404
+    ├── Conflict                   code "conflict"         HTTP 409
+    ├── PolicyViolation            code "policy_violation" HTTP 422  (handling rules refuse it)
+    ├── ConfigurationError         code "configuration"    HTTP 500
+    ├── StoreError                 code "store"            HTTP 503  (database unreachable, ...)
+    └── PeerError                  code "peer"             HTTP 502  (a federation peer failed)
+
+Third-party exceptions are translated where they enter (``raise ... from exc``), so callers only
+ever catch ``QalqanError``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "ConfigurationError",
+    "Conflict",
+    "Forbidden",
+    "InvalidInput",
+    "NotFound",
+    "PayloadTooLarge",
+    "PeerError",
+    "PolicyViolation",
+    "QalqanError",
+    "StoreError",
+    "Unauthorized",
+]
+
+
+class QalqanError(Exception):
+    """Root of Qalqan's errors. ``detail`` is one line a person can act on."""
+
+    code = "error"
+    status = 500
+
+    def __init__(self, detail: str, **context: Any) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.context = {k: v for k, v in context.items() if v is not None}
+
+    def to_dict(self) -> dict[str, Any]:
+        """The error as the body of an RFC 9457 problem document (without ``type``/``status``)."""
+        return {"code": self.code, "detail": self.detail, **self.context}
+
+
+class InvalidInput(QalqanError):
+    """The caller sent something malformed; ``index``, ``id`` and ``field`` say where."""
+
+    code = "invalid_input"
+    status = 400
+
+    def __init__(
+        self,
+        detail: str,
+        *,
+        index: int | None = None,
+        id: str | None = None,
+        field: str | None = None,
+        line: int | None = None,
+        **context: Any,
+    ) -> None:
+        super().__init__(detail, index=index, id=id, field=field, line=line, **context)
+        self.index = index
+        self.id = id
+        self.field = field
+        self.line = line
+
+
+class PayloadTooLarge(InvalidInput):
+    code = "payload_too_large"
+    status = 413
+
+
+class Unauthorized(QalqanError):
+    code = "unauthorized"
+    status = 401
+
+
+class Forbidden(QalqanError):
+    code = "forbidden"
+    status = 403
+
+
+class NotFound(QalqanError):
+    code = "not_found"
+    status = 404
+
+
+class Conflict(QalqanError):
+    code = "conflict"
+    status = 409
+
+
+class PolicyViolation(QalqanError):
+    code = "policy_violation"
+    status = 422
+
+
+class ConfigurationError(QalqanError):
+    code = "configuration"
+    status = 500
+
+
+class StoreError(QalqanError):
+    code = "store"
+    status = 503
+
+
+class PeerError(QalqanError):
+    code = "peer"
+    status = 502

@@ -1,0 +1,1 @@
+"""Use cases of intelligence: import, read, revoke."""

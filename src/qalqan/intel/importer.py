@@ -1,0 +1,415 @@
+"""Ingest STIX 2.1 objects: validate each, apply handling, version, index observables, store.
+
+The importer collects findings instead of stopping at the first: every object is accepted or
+rejected on its own (index, id, field, reason) and the accepted ones are written in one
+transaction, so a batch is never half-written.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from sqlalchemy import Connection
+
+from qalqan.audit import record
+from qalqan.domain import patterns
+from qalqan.domain.handling import TLP, Distribution, tlp_from_marking_id
+from qalqan.domain.observables import Observable, from_sco
+from qalqan.domain.principal import Principal
+from qalqan.domain.stix import check_bundle, check_object, object_kind, parse_timestamp, references
+from qalqan.errors import Forbidden, InvalidInput
+from qalqan.policy import handling_problem, may_write
+from qalqan.store import accounts as accounts_store
+from qalqan.store import objects as objects_store
+from qalqan.store.clock import reserve_date_added
+
+__all__ = [
+    "Acceptance",
+    "HandlingRequest",
+    "ImportReport",
+    "Rejection",
+    "import_objects",
+    "objects_of",
+]
+
+# Official TLP markings are part of every node: references to them always resolve.
+_BUILTIN_IDS = frozenset(level.marking_id for level in TLP)
+_WRITE_CHUNK = 5000
+
+Progress = Callable[[int], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """An object the importer refused, and why."""
+
+    index: int
+    id: str | None
+    field: str | None
+    reason: str
+    code: str = "invalid_input"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "index": self.index,
+            "id": self.id,
+            "field": self.field,
+            "reason": self.reason,
+            "code": self.code,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Acceptance:
+    """An object the importer stored (``created``) or already had (``unchanged``)."""
+
+    index: int
+    id: str
+    status: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"index": self.index, "id": self.id, "status": self.status}
+
+
+@dataclass(slots=True)
+class ImportReport:
+    """What happened to each object of a batch."""
+
+    accepted: list[Acceptance] = field(default_factory=list)
+    rejected: list[Rejection] = field(default_factory=list)
+
+    @property
+    def created(self) -> int:
+        return sum(1 for a in self.accepted if a.status == "created")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "accepted": len(self.accepted),
+            "created": self.created,
+            "unchanged": len(self.accepted) - self.created,
+            "rejected": len(self.rejected),
+            "objects": [a.to_dict() for a in self.accepted],
+            "errors": [r.to_dict() for r in self.rejected],
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class HandlingRequest:
+    """Handling the submitter asks for; what is None comes from the org's defaults."""
+
+    tlp: TLP | None = None
+    distribution: Distribution | None = None
+    sharing_group: str | None = None
+
+
+@dataclass(slots=True)
+class _Candidate:
+    index: int
+    obj: dict[str, Any]
+    stix_id: str
+    type: str
+    modified: int
+    tlp: TLP
+    digest: str
+    refs: list[tuple[str, str]]
+    observables: tuple[Observable, ...] = ()
+
+
+def objects_of(document: Any) -> list[Any]:
+    """The objects of a bundle, a JSON list of objects, or a single object."""
+    if isinstance(document, list):
+        return document
+    if isinstance(document, dict):
+        if document.get("type") == "bundle":
+            problems = check_bundle(document)
+            if problems:
+                p = problems[0]
+                raise InvalidInput(f"not a STIX 2.1 bundle: {p.field} {p.reason}", field=p.field)
+            objects = document.get("objects", [])
+            assert isinstance(objects, list)
+            return objects
+        if "type" in document:
+            return [document]
+    raise InvalidInput(
+        "expected a STIX 2.1 bundle, a list of STIX objects or one STIX object", field="type"
+    )
+
+
+def _digest(obj: dict[str, Any]) -> str:
+    return hashlib.sha256(orjson.dumps(obj, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+class _Batch:
+    """The state of one import: candidates still in the running and the findings so far."""
+
+    def __init__(
+        self, principal: Principal, tlp: TLP, distribution: Distribution, group: str | None
+    ):
+        self.principal = principal
+        self.tlp = tlp
+        self.distribution = distribution
+        self.group = group
+        self.report = ImportReport()
+        self.candidates: list[_Candidate] = []
+        self._existing: dict[str, list[objects_store.ExistingVersion]] = {}
+
+    def reject(
+        self,
+        index: int,
+        stix_id: str | None,
+        fld: str | None,
+        reason: str,
+        code: str = "invalid_input",
+    ) -> None:
+        self.report.rejected.append(Rejection(index, stix_id, fld, reason, code))
+
+    def examine(self, index: int, obj: Any) -> None:
+        """Structural, pattern and handling checks of one object, in memory."""
+        stix_id = obj.get("id") if isinstance(obj, dict) else None
+        stix_id = stix_id if isinstance(stix_id, str) else None
+        problems = check_object(obj)
+        if problems:
+            first = problems[0]
+            reason = "; ".join(f"{p.field}: {p.reason}" for p in problems[1:4])
+            self.reject(
+                index, stix_id, first.field, first.reason + (f" (also {reason})" if reason else "")
+            )
+            return
+        assert isinstance(obj, dict)
+        assert stix_id is not None
+        type_name: str = obj["type"]
+        found: tuple[Observable, ...] = ()
+        if type_name == "indicator" and obj.get("pattern_type") == "stix":
+            why = patterns.validate(obj["pattern"])
+            if why is not None:
+                self.reject(index, stix_id, "pattern", why)
+                return
+            found = patterns.analyze(obj["pattern"]).observables
+        elif object_kind(type_name) == "sco":
+            found = tuple(from_sco(obj))
+        tlp = self.tlp
+        for ref in obj.get("object_marking_refs", ()):
+            own = tlp_from_marking_id(ref)
+            if own is not None and own > tlp:
+                tlp = own
+        why = handling_problem(tlp, self.distribution, self.group)
+        if why is not None:
+            self.reject(index, stix_id, "object_marking_refs", why, "policy_violation")
+            return
+        stamp = obj.get("modified") or obj.get("created")
+        self.candidates.append(
+            _Candidate(
+                index=index,
+                obj=obj,
+                stix_id=stix_id,
+                type=type_name,
+                modified=parse_timestamp(stamp) if stamp else 0,
+                tlp=tlp,
+                digest=_digest(obj),
+                refs=references(obj),
+                observables=found,
+            )
+        )
+
+    def drop_dangling(self, conn: Connection) -> None:
+        """Refuse objects whose references resolve neither in the batch nor in the store."""
+        in_batch = {c.stix_id for c in self.candidates}
+        wanted = {ref for c in self.candidates for _, ref in c.refs} - in_batch - _BUILTIN_IDS
+        known = objects_store.visible_existing_ids(conn, self.principal, wanted) | _BUILTIN_IDS
+        while True:
+            alive = {c.stix_id for c in self.candidates}
+            kept: list[_Candidate] = []
+            for c in self.candidates:
+                missing = next(
+                    ((f, r) for f, r in c.refs if r not in alive and r not in known), None
+                )
+                if missing is None:
+                    kept.append(c)
+                else:
+                    self.reject(
+                        c.index,
+                        c.stix_id,
+                        missing[0],
+                        f"refers to {missing[1]}, which is neither in this batch nor stored",
+                    )
+            if len(kept) == len(self.candidates):
+                return
+            self.candidates = kept
+
+    def sort_out_versions(self, conn: Connection) -> list[_Candidate]:
+        """Split candidates into new versions and ones already stored; refuse conflicts."""
+        existing = objects_store.existing_versions(
+            conn, sorted({c.stix_id for c in self.candidates})
+        )
+        seen: dict[tuple[str, int], str] = {
+            (v.stix_id, v.modified): v.content_hash for vs in existing.values() for v in vs
+        }
+        fresh: list[_Candidate] = []
+        for c in self.candidates:
+            versions = existing.get(c.stix_id, ())
+            if any(v.owner_org_id != self.principal.org_id for v in versions):
+                self.reject(
+                    c.index,
+                    c.stix_id,
+                    "id",
+                    "the object belongs to another organization; only its owner may add versions",
+                    "forbidden",
+                )
+                continue
+            key = (c.stix_id, c.modified)
+            known = seen.get(key)
+            if known is None:
+                seen[key] = c.digest
+                fresh.append(c)
+            elif known == c.digest:
+                self.report.accepted.append(Acceptance(c.index, c.stix_id, "unchanged"))
+            else:
+                self.reject(
+                    c.index,
+                    c.stix_id,
+                    "modified",
+                    "a version with this id and modified timestamp exists with different content",
+                    "conflict",
+                )
+        self._existing = existing
+        return fresh
+
+    def write(
+        self, conn: Connection, fresh: list[_Candidate], source: str, progress: Progress | None
+    ) -> None:
+        """Store the new versions and their observables, and move the ``latest`` marks."""
+        if not fresh:
+            return
+        latest_of: dict[str, int] = {}
+        superseded: list[int] = []
+        for stix_id, versions in self._existing.items():
+            top = max(versions, key=lambda v: v.modified)
+            latest_of[stix_id] = top.modified
+        newest_new: dict[str, int] = {}
+        for c in fresh:
+            if c.modified > newest_new.get(c.stix_id, -1):
+                newest_new[c.stix_id] = c.modified
+        for stix_id, modified in newest_new.items():
+            if modified > latest_of.get(stix_id, -1):
+                superseded.extend(
+                    v.date_added for v in self._existing.get(stix_id, ()) if v.is_latest
+                )
+            else:
+                newest_new[stix_id] = -1
+        first = reserve_date_added(conn, len(fresh))
+        objects_store.supersede(conn, superseded)
+        owner, dist, group = self.principal.org_id, self.distribution.value, self.group
+        for start in range(0, len(fresh), _WRITE_CHUNK):
+            chunk = fresh[start : start + _WRITE_CHUNK]
+            rows: list[dict[str, Any]] = []
+            observables: list[dict[str, Any]] = []
+            for offset, c in enumerate(chunk, start):
+                date_added = first + offset
+                obj = c.obj
+                name = obj.get("name")
+                created = obj.get("created")
+                rows.append(
+                    {
+                        "date_added": date_added,
+                        "stix_id": c.stix_id,
+                        "type": c.type,
+                        "spec_version": obj.get("spec_version"),
+                        "created": parse_timestamp(created) if created else None,
+                        "modified": c.modified,
+                        "is_latest": newest_new[c.stix_id] == c.modified,
+                        "revoked": obj.get("revoked") is True,
+                        "name": name if isinstance(name, str) else None,
+                        "content": orjson.dumps(obj).decode(),
+                        "content_hash": c.digest,
+                        "owner_org_id": owner,
+                        "tlp": int(c.tlp),
+                        "distribution": dist,
+                        "sharing_group_id": group,
+                        "source": source,
+                    }
+                )
+                observables.extend(
+                    {
+                        "version_id": date_added,
+                        "kind": o.kind,
+                        "value": o.value,
+                        "ip_start": o.ip_start,
+                        "ip_end": o.ip_end,
+                    }
+                    for o in c.observables
+                )
+                self.report.accepted.append(Acceptance(c.index, c.stix_id, "created"))
+            objects_store.insert_versions(conn, rows)
+            objects_store.insert_observables(conn, observables)
+            if progress is not None:
+                progress(len(chunk))
+
+
+def import_objects(
+    conn: Connection,
+    principal: Principal,
+    objects: Sequence[Any],
+    handling: HandlingRequest | None = None,
+    *,
+    source: str | None = None,
+    progress: Progress | None = None,
+) -> ImportReport:
+    """Validate and store ``objects`` for the principal's org, inside the caller's transaction.
+
+    Each object is accepted or rejected on its own; ``progress`` is called with the number of
+    objects handled as the work advances. Raises ``Forbidden`` if the principal may not write and
+    ``InvalidInput`` if the requested handling itself is wrong (unknown sharing group, ...).
+    """
+    if not may_write(principal, None):
+        raise Forbidden(f"role {principal.role} may not submit intelligence")
+    handling = handling or HandlingRequest()
+    org = accounts_store.get_org(conn, principal.org_id)
+    tlp = handling.tlp if handling.tlp is not None else TLP(org.default_tlp)
+    distribution = handling.distribution or Distribution(org.default_distribution)
+    group: str | None = None
+    if distribution is Distribution.SHARING_GROUP:
+        ref = handling.sharing_group or org.default_sharing_group_id
+        if ref is None:
+            raise InvalidInput(
+                "distribution sharing_group needs a sharing group", field="sharing_group"
+            )
+        found = accounts_store.get_group(conn, ref)
+        if found.owner_org_id != org.id and org.id not in found.member_org_ids:
+            raise Forbidden(
+                f"organization {org.name!r} is not a member of sharing group {found.name!r}"
+            )
+        group = found.id
+    elif handling.sharing_group:
+        raise InvalidInput(
+            "a sharing group is only used with distribution sharing_group", field="sharing_group"
+        )
+
+    batch = _Batch(principal, tlp, distribution, group)
+    for index, obj in enumerate(objects):
+        batch.examine(index, obj)
+    examined = len(objects) - len(batch.candidates)
+    batch.drop_dangling(conn)
+    fresh = batch.sort_out_versions(conn)
+    if progress is not None:
+        progress(examined + len(batch.candidates) - len(fresh))
+    batch.write(conn, fresh, source or f"user:{principal.user_id}", progress)
+    batch.report.accepted.sort(key=lambda a: a.index)
+    batch.report.rejected.sort(key=lambda r: r.index)
+    record(
+        conn,
+        principal,
+        "objects.import",
+        target=None,
+        detail={
+            "accepted": len(batch.report.accepted),
+            "created": batch.report.created,
+            "rejected": len(batch.report.rejected),
+            "tlp": tlp.label,
+            "distribution": distribution.value,
+        },
+    )
+    return batch.report

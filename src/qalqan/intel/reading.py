@@ -1,0 +1,193 @@
+"""Read intelligence as an org may see it: listings, versions, observables, bundles; revocation."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from sqlalchemy import Connection
+
+from qalqan.audit import record
+from qalqan.domain.handling import TLP
+from qalqan.domain.observables import InvalidObservable, parse_value
+from qalqan.domain.principal import Principal
+from qalqan.domain.stix import ID_RE, format_timestamp, parse_timestamp
+from qalqan.errors import Forbidden, InvalidInput, NotFound
+from qalqan.intel.importer import HandlingRequest, import_objects
+from qalqan.policy import may_write
+from qalqan.store import accounts as accounts_store
+from qalqan.store import objects as store
+from qalqan.store.clock import now_us
+from qalqan.store.objects import ObjectFilter, ObservableHit, StoredVersion
+
+__all__ = [
+    "ObjectPage",
+    "ObservablePage",
+    "decode_cursor",
+    "encode_cursor",
+    "get_versions",
+    "handling_of",
+    "list_objects",
+    "revoke_object",
+    "search_observables",
+    "stream_bundle",
+]
+
+
+def encode_cursor(position: int) -> str:
+    """An opaque page cursor for a keyset position."""
+    return base64.urlsafe_b64encode(str(position).encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> int:
+    """The keyset position in a cursor; InvalidInput if it is not one of ours."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        return int(raw.decode())
+    except (binascii.Error, ValueError, UnicodeDecodeError):
+        raise InvalidInput(f"{cursor!r} is not a valid page cursor", field="cursor") from None
+
+
+def handling_of(version: StoredVersion) -> dict[str, Any]:
+    """The handling of a stored version, as the API shows it."""
+    return {
+        "owner_org": {
+            "id": version.owner_org_id,
+            "name": version.owner_org_name,
+            "country": version.owner_country,
+        },
+        "tlp": TLP(version.tlp).label,
+        "distribution": version.distribution,
+        "sharing_group": version.sharing_group_id,
+        "date_added": format_timestamp(version.date_added),
+        "revoked": version.revoked,
+        "withdrawn": version.withdrawn,
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectPage:
+    items: list[StoredVersion]
+    next_cursor: str | None
+
+
+def list_objects(
+    conn: Connection, principal: Principal, f: ObjectFilter, cursor: str | None, limit: int
+) -> ObjectPage:
+    """One page of the latest versions the principal may see, oldest ``date_added`` first."""
+    after = decode_cursor(cursor) if cursor else None
+    items = store.list_latest(conn, principal, f, after, limit + 1)
+    more = len(items) > limit
+    items = items[:limit]
+    return ObjectPage(items, encode_cursor(items[-1].date_added) if more else None)
+
+
+def get_versions(
+    conn: Connection, principal: Principal, stix_id: str, version: str = "last"
+) -> list[StoredVersion]:
+    """Versions of one object: ``last`` (default), ``first``, ``all`` or a ``modified`` timestamp.
+
+    NotFound when no version is visible: an org cannot tell an invisible object from a missing one.
+    """
+    if not ID_RE.match(stix_id):
+        raise InvalidInput(f"{stix_id!r} is not a STIX identifier (type--uuid)", field="id")
+    versions = store.versions_of(conn, principal, stix_id)
+    if not versions:
+        raise NotFound(f"no object {stix_id}")
+    if version == "all":
+        return versions
+    if version == "first":
+        return versions[:1]
+    if version in ("last", "latest"):
+        latest = [v for v in versions if v.is_latest]
+        return latest or versions[-1:]
+    try:
+        wanted = parse_timestamp(version)
+    except ValueError as exc:
+        raise InvalidInput(
+            f"version must be first, last, all or a timestamp: {exc}", field="version"
+        ) from None
+    match = [v for v in versions if v.modified == wanted]
+    if not match:
+        raise NotFound(f"no version {version} of {stix_id}")
+    return match
+
+
+def revoke_object(conn: Connection, principal: Principal, stix_id: str) -> StoredVersion:
+    """Revoke an object (owner org only).
+
+    An object the org created gets a new version with ``revoked: true``; an object created by
+    someone else (imported) is withdrawn on this node without touching its content.
+    """
+    latest = get_versions(conn, principal, stix_id, "last")[0]
+    if not may_write(principal, latest.owner_org_id):
+        raise Forbidden("only the owner organization may revoke this object")
+    if latest.revoked or latest.withdrawn:
+        return latest
+    obj = orjson.loads(latest.content)
+    org = accounts_store.get_org(conn, principal.org_id)
+    if obj.get("created_by_ref") == org.identity_id and "modified" in obj:
+        stamp = max(now_us(), latest.modified + 1000)
+        obj = {**obj, "revoked": True, "modified": format_timestamp(stamp)}
+        report = import_objects(
+            conn,
+            principal,
+            [obj],
+            HandlingRequest(TLP(latest.tlp), None, latest.sharing_group_id),
+            source=f"user:{principal.user_id}",
+        )
+        if report.rejected:
+            raise InvalidInput(report.rejected[0].reason, id=stix_id)
+    else:
+        store.mark_withdrawn(conn, latest.date_added)
+        record(conn, principal, "objects.withdraw", target=stix_id)
+    return get_versions(conn, principal, stix_id, "last")[0]
+
+
+@dataclass(frozen=True, slots=True)
+class ObservablePage:
+    kind: str
+    value: str
+    hits: list[ObservableHit]
+    next_cursor: str | None
+
+
+def search_observables(
+    conn: Connection,
+    principal: Principal,
+    value: str,
+    kind: str | None = None,
+    cursor: str | None = None,
+    limit: int = 100,
+) -> ObservablePage:
+    """Objects naming ``value`` (refanged and normalized); IPs and CIDRs match by containment."""
+    try:
+        wanted = parse_value(value, kind)
+    except InvalidObservable as exc:
+        raise InvalidInput(str(exc), field="value") from None
+    after = decode_cursor(cursor) if cursor else None
+    hits = store.find_observables(conn, principal, wanted, after=after, limit=limit + 1)
+    more = len(hits) > limit
+    hits = hits[:limit]
+    return ObservablePage(
+        wanted.kind, wanted.value, hits, encode_cursor(hits[-1].id) if more else None
+    )
+
+
+def stream_bundle(conn: Connection, principal: Principal, f: ObjectFilter) -> Iterator[bytes]:
+    """A STIX 2.1 bundle of the latest versions the principal may see, as JSON chunks.
+
+    Objects are written as stored, byte for byte; memory stays bounded whatever the count.
+    """
+    yield b'{"type":"bundle","id":"bundle--' + str(uuid.uuid4()).encode() + b'","objects":['
+    count = 0
+    for version in store.iter_latest(conn, principal, f):
+        yield (b"," if count else b"") + version.content.encode()
+        count += 1
+    yield b"]}"
+    record(conn, principal, "export.stix", detail={"objects": count})

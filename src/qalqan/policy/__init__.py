@@ -1,0 +1,145 @@
+"""The handling rules, decided in one place.
+
+Distribution says *who receives* an object; TLP says what a receiver may *do* with it. Every
+read path filters with :func:`visible_to` inside its SQL, before paging; writes ask
+:func:`may_write`; federation asks :func:`releasable_to_peer`; exports ask :func:`exportable`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import ColumnElement, Table, and_, false, or_
+
+from qalqan.domain.handling import TLP, Distribution
+from qalqan.domain.principal import Principal, Role
+
+__all__ = [
+    "BROADCAST",
+    "DEFAULT_EXPORT_CEILING",
+    "Handling",
+    "PeerLink",
+    "can_administer_node",
+    "can_administer_org",
+    "exportable",
+    "handling_problem",
+    "is_visible",
+    "may_write",
+    "releasable_to_peer",
+    "visible_to",
+]
+
+# Distributions every org on the node receives.
+BROADCAST: tuple[str, ...] = (Distribution.NODE, Distribution.CONNECTED, Distribution.ALL)
+DEFAULT_EXPORT_CEILING = TLP.GREEN
+_RED_DISTRIBUTIONS = (Distribution.ORGANIZATION, Distribution.SHARING_GROUP)
+_WRITER_ROLES = frozenset({Role.NODE_ADMIN, Role.ORG_ADMIN, Role.ANALYST, Role.SYNC})
+
+
+@dataclass(frozen=True, slots=True)
+class Handling:
+    """The handling stored beside an object version."""
+
+    owner_org_id: str
+    tlp: TLP
+    distribution: Distribution
+    sharing_group_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PeerLink:
+    """A federation link as the rules see it: the peer's orgs and the link's TLP ceiling."""
+
+    org_ids: frozenset[str]
+    max_tlp: TLP = TLP.AMBER
+
+
+def handling_problem(
+    tlp: TLP, distribution: Distribution, sharing_group_id: str | None
+) -> str | None:
+    """Why this combination is forbidden, or None if the rules allow it."""
+    if distribution is Distribution.SHARING_GROUP and not sharing_group_id:
+        return "distribution sharing_group needs a sharing group"
+    if distribution is not Distribution.SHARING_GROUP and sharing_group_id:
+        return f"a sharing group is only used with distribution sharing_group, not {distribution}"
+    if tlp is TLP.RED and distribution not in (
+        Distribution.ORGANIZATION,
+        Distribution.SHARING_GROUP,
+    ):
+        return (
+            "TLP:RED may only be distributed to the organization or a sharing group, "
+            f"not {distribution}"
+        )
+    return None
+
+
+def visible_to(principal: Principal, versions: Table) -> ColumnElement[bool]:
+    """SQL predicate: the ``object_versions`` row may be read by the principal's org."""
+    clauses: list[ColumnElement[bool]] = [
+        versions.c.owner_org_id == principal.org_id,
+        versions.c.distribution.in_(BROADCAST),
+    ]
+    if principal.group_ids:
+        clauses.append(
+            and_(
+                versions.c.distribution == Distribution.SHARING_GROUP.value,
+                versions.c.sharing_group_id.in_(sorted(principal.group_ids)),
+            )
+        )
+    return or_(*clauses) if clauses else false()
+
+
+def is_visible(principal: Principal, handling: Handling) -> bool:
+    """The same rule as :func:`visible_to`, for one object already in memory."""
+    if handling.owner_org_id == principal.org_id or handling.distribution in BROADCAST:
+        return True
+    return (
+        handling.distribution is Distribution.SHARING_GROUP
+        and handling.sharing_group_id in principal.group_ids
+    )
+
+
+def may_write(principal: Principal, owner_org_id: str | None) -> bool:
+    """May the principal create intelligence (``owner_org_id`` None), or a new version of an
+    object owned by ``owner_org_id``?"""
+    if principal.role not in _WRITER_ROLES:
+        return False
+    return owner_org_id is None or owner_org_id == principal.org_id
+
+
+def can_administer_node(principal: Principal) -> bool:
+    """Node-wide administration: orgs, every user and key, sharing groups of any org."""
+    return principal.role is Role.NODE_ADMIN
+
+
+def can_administer_org(principal: Principal, org_id: str) -> bool:
+    """Administration of one org's users, keys and sharing groups."""
+    return principal.role is Role.NODE_ADMIN or (
+        principal.role is Role.ORG_ADMIN and principal.org_id == org_id
+    )
+
+
+def releasable_to_peer(
+    handling: Handling, link: PeerLink, group_org_ids: frozenset[str] = frozenset()
+) -> Distribution | None:
+    """The distribution an object arrives with at the peer, or None if it must not cross.
+
+    ``group_org_ids`` are the members of the object's sharing group, if it has one.
+    """
+    if handling.tlp > link.max_tlp:
+        return None
+    if handling.distribution is Distribution.CONNECTED:
+        return Distribution.NODE
+    if handling.distribution is Distribution.ALL:
+        return Distribution.ALL
+    if handling.distribution is Distribution.SHARING_GROUP:
+        return Distribution.SHARING_GROUP if link.org_ids & group_org_ids else None
+    return None
+
+
+def exportable(tlp: TLP, ceiling: TLP = DEFAULT_EXPORT_CEILING) -> bool:
+    """May an object of ``tlp`` leave the system in an export whose ceiling is ``ceiling``?
+
+    ``RED`` never leaves by export, whatever the ceiling.
+    """
+    return tlp is not TLP.RED and tlp <= ceiling

@@ -1,0 +1,35 @@
+"""Typed settings, read from the environment (prefix ``QALQAN_``) and passed in, never global."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["Settings"]
+
+
+class Settings(BaseSettings):
+    """What a Qalqan node needs to know about its environment."""
+
+    model_config = SettingsConfigDict(env_prefix="QALQAN_", extra="ignore")
+
+    data_dir: Path = Field(default=Path(".qalqan"), description="Where the node keeps its files.")
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL; default is a SQLite file in the data dir. "
+        "Production: postgresql+psycopg://user@host/db",
+    )
+    max_body_bytes: int = Field(default=100 * 1024 * 1024, ge=1024, description="Request limit.")
+    page_size_default: int = Field(default=100, ge=1, le=10_000)
+    page_size_max: int = Field(default=1000, ge=1, le=100_000)
+    env: str = Field(default="dev", description="dev, test or production")
+    log_level: str = "info"
+
+    @property
+    def resolved_database_url(self) -> str:
+        """The database URL in force: the configured one or the data dir's SQLite file."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'qalqan.db').resolve()}"

@@ -1,0 +1,272 @@
+"""SQL for STIX object versions and the observable index.
+
+Every read here takes a ``Principal`` and filters with ``policy.visible_to`` in the WHERE clause,
+before LIMIT: what the caller may not see is never counted, paged or returned.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, Select, and_, insert, or_, select, update
+
+from qalqan.domain.observables import Observable
+from qalqan.domain.principal import Principal
+from qalqan.policy import visible_to
+from qalqan.store.tables import object_versions as ov
+from qalqan.store.tables import observables as obs
+from qalqan.store.tables import orgs
+
+__all__ = [
+    "ExistingVersion",
+    "ObjectFilter",
+    "ObservableHit",
+    "StoredVersion",
+    "existing_versions",
+    "find_observables",
+    "insert_observables",
+    "insert_versions",
+    "iter_latest",
+    "list_latest",
+    "mark_withdrawn",
+    "supersede",
+    "versions_of",
+    "visible_existing_ids",
+]
+
+_CHUNK = 500
+
+
+@dataclass(frozen=True, slots=True)
+class ExistingVersion:
+    stix_id: str
+    modified: int
+    content_hash: str
+    owner_org_id: str
+    is_latest: bool
+    date_added: int
+
+
+@dataclass(frozen=True, slots=True)
+class StoredVersion:
+    """One stored version with its handling, as read paths return it."""
+
+    date_added: int
+    stix_id: str
+    type: str
+    modified: int
+    is_latest: bool
+    revoked: bool
+    withdrawn: bool
+    owner_org_id: str
+    owner_org_name: str
+    owner_country: str
+    tlp: int
+    distribution: str
+    sharing_group_id: str | None
+    content: str
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectFilter:
+    """Filters of an object listing; None means "any"."""
+
+    types: Sequence[str] | None = None
+    owner_org_id: str | None = None
+    tlps: Sequence[int] | None = None
+    max_tlp: int | None = None
+    added_after: int | None = None
+    modified_since: int | None = None
+    modified_until: int | None = None
+    text: str | None = None
+    include_revoked: bool = False
+    include_withdrawn: bool = False
+
+
+def _chunks(items: Sequence[str]) -> Iterator[Sequence[str]]:
+    for i in range(0, len(items), _CHUNK):
+        yield items[i : i + _CHUNK]
+
+
+def existing_versions(
+    conn: Connection, stix_ids: Sequence[str]
+) -> dict[str, list[ExistingVersion]]:
+    """All stored versions of these ids, whoever may see them (for write checks only)."""
+    found: dict[str, list[ExistingVersion]] = {}
+    cols = (ov.c.stix_id, ov.c.modified, ov.c.content_hash, ov.c.owner_org_id, ov.c.is_latest)
+    for chunk in _chunks(stix_ids):
+        for row in conn.execute(select(*cols, ov.c.date_added).where(ov.c.stix_id.in_(chunk))):
+            found.setdefault(row[0], []).append(ExistingVersion(*row))
+    return found
+
+
+def visible_existing_ids(
+    conn: Connection, principal: Principal, stix_ids: Iterable[str]
+) -> set[str]:
+    """Which of these ids exist in a version the principal may see."""
+    ids = sorted(set(stix_ids))
+    seen: set[str] = set()
+    for chunk in _chunks(ids):
+        stmt = select(ov.c.stix_id).where(ov.c.stix_id.in_(chunk), visible_to(principal, ov))
+        seen.update(conn.execute(stmt.distinct()).scalars())
+    return seen
+
+
+def insert_versions(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Insert version rows (keys are ``object_versions`` columns) in one bulk statement."""
+    if rows:
+        conn.execute(insert(ov), list(rows))
+
+
+def insert_observables(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Insert observable index rows (``version_id``, ``kind``, ``value``, ``ip_start/end``)."""
+    if rows:
+        conn.execute(insert(obs), list(rows))
+
+
+def supersede(conn: Connection, date_added: Sequence[int]) -> None:
+    """These versions are no longer the latest of their object."""
+    for i in range(0, len(date_added), _CHUNK):
+        conn.execute(
+            update(ov)
+            .where(ov.c.date_added.in_(date_added[i : i + _CHUNK]))
+            .values(is_latest=False)
+        )
+
+
+def mark_withdrawn(conn: Connection, date_added: int) -> None:
+    """Withdraw a stored version without touching its content (for objects of other creators)."""
+    conn.execute(update(ov).where(ov.c.date_added == date_added).values(withdrawn=True))
+
+
+_VERSION_COLUMNS = (
+    ov.c.date_added,
+    ov.c.stix_id,
+    ov.c.type,
+    ov.c.modified,
+    ov.c.is_latest,
+    ov.c.revoked,
+    ov.c.withdrawn,
+    ov.c.owner_org_id,
+    orgs.c.name,
+    orgs.c.country,
+    ov.c.tlp,
+    ov.c.distribution,
+    ov.c.sharing_group_id,
+    ov.c.content,
+)
+
+
+def _visible_versions(principal: Principal) -> Select[Any]:
+    return (
+        select(*_VERSION_COLUMNS)
+        .join(orgs, orgs.c.id == ov.c.owner_org_id)
+        .where(visible_to(principal, ov))
+    )
+
+
+def _apply(stmt: Select[Any], f: ObjectFilter) -> Select[Any]:
+    if f.types:
+        stmt = stmt.where(ov.c.type.in_(list(f.types)))
+    if f.owner_org_id:
+        stmt = stmt.where(ov.c.owner_org_id == f.owner_org_id)
+    if f.tlps:
+        stmt = stmt.where(ov.c.tlp.in_(list(f.tlps)))
+    if f.max_tlp is not None:
+        stmt = stmt.where(ov.c.tlp <= f.max_tlp)
+    if f.added_after is not None:
+        stmt = stmt.where(ov.c.date_added > f.added_after)
+    if f.modified_since is not None:
+        stmt = stmt.where(ov.c.modified >= f.modified_since)
+    if f.modified_until is not None:
+        stmt = stmt.where(ov.c.modified <= f.modified_until)
+    if f.text:
+        escaped = f.text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        stmt = stmt.where(ov.c.name.ilike(f"%{escaped}%", escape="\\"))
+    if not f.include_revoked:
+        stmt = stmt.where(ov.c.revoked.is_(False))
+    if not f.include_withdrawn:
+        stmt = stmt.where(ov.c.withdrawn.is_(False))
+    return stmt
+
+
+def list_latest(
+    conn: Connection, principal: Principal, f: ObjectFilter, after: int | None, limit: int
+) -> list[StoredVersion]:
+    """One keyset page of latest versions visible to the principal, by ``date_added``."""
+    stmt = _apply(_visible_versions(principal).where(ov.c.is_latest.is_(True)), f)
+    if after is not None:
+        stmt = stmt.where(ov.c.date_added > after)
+    stmt = stmt.order_by(ov.c.date_added).limit(limit)
+    return [StoredVersion(*r) for r in conn.execute(stmt)]
+
+
+def iter_latest(
+    conn: Connection, principal: Principal, f: ObjectFilter, batch: int = 2000
+) -> Iterator[StoredVersion]:
+    """Every latest version visible to the principal, streamed in keyset batches."""
+    after: int | None = None
+    while True:
+        page = list_latest(conn, principal, f, after, batch)
+        yield from page
+        if len(page) < batch:
+            return
+        after = page[-1].date_added
+
+
+def versions_of(conn: Connection, principal: Principal, stix_id: str) -> list[StoredVersion]:
+    """The visible versions of one object, oldest ``modified`` first."""
+    stmt = (
+        _visible_versions(principal)
+        .where(ov.c.stix_id == stix_id)
+        .order_by(ov.c.modified, ov.c.date_added)
+    )
+    return [StoredVersion(*r) for r in conn.execute(stmt)]
+
+
+@dataclass(frozen=True, slots=True)
+class ObservableHit:
+    """An observable index entry and the latest object version it belongs to."""
+
+    id: int
+    kind: str
+    value: str
+    version: StoredVersion
+
+
+def find_observables(
+    conn: Connection,
+    principal: Principal,
+    wanted: Observable,
+    *,
+    after: int | None = None,
+    limit: int = 100,
+) -> list[ObservableHit]:
+    """Index entries equal to ``wanted`` — and for IPs and CIDRs, the entries whose ranges
+    contain it or lie inside it — in latest versions the principal may see."""
+    if wanted.ip_start is not None and wanted.ip_end is not None:
+        lo, hi = wanted.ip_start, wanted.ip_end
+        match = or_(
+            and_(obs.c.kind == "ip", obs.c.ip_start >= lo, obs.c.ip_start <= hi),
+            and_(obs.c.kind == "cidr", obs.c.ip_start <= lo, obs.c.ip_end >= hi),
+            and_(obs.c.kind == "cidr", obs.c.ip_start >= lo, obs.c.ip_end <= hi),
+        )
+    else:
+        match = and_(obs.c.value == wanted.value, obs.c.kind == wanted.kind)
+    stmt = (
+        select(obs.c.id, obs.c.kind, obs.c.value, *_VERSION_COLUMNS)
+        .join(ov, ov.c.date_added == obs.c.version_id)
+        .join(orgs, orgs.c.id == ov.c.owner_org_id)
+        .where(match, ov.c.is_latest.is_(True), visible_to(principal, ov))
+        .order_by(obs.c.id)
+        .limit(limit)
+    )
+    if after is not None:
+        stmt = stmt.where(obs.c.id > after)
+    hits = []
+    for row in conn.execute(stmt):
+        rest: tuple[Any, ...] = tuple(row[3:])
+        hits.append(ObservableHit(row[0], row[1], row[2], StoredVersion(*rest)))
+    return hits

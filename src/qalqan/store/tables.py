@@ -1,0 +1,180 @@
+"""The schema, as SQLAlchemy Core tables. Migrations in ``migrations/`` create it.
+
+Times are integers: microseconds since the Unix epoch, UTC. ``object_versions.date_added`` is
+the node's strictly increasing clock and the primary key of a stored version, so it is also the
+keyset cursor of every listing and the key the observable index points at.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    SmallInteger,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+__all__ = [
+    "api_keys",
+    "audit_log",
+    "metadata",
+    "nodes",
+    "object_versions",
+    "observables",
+    "orgs",
+    "sharing_group_members",
+    "sharing_groups",
+    "users",
+]
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+UUID_LEN = 36
+
+nodes = Table(
+    "nodes",
+    metadata,
+    Column("id", String(UUID_LEN), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("public_key", String(100), nullable=False, comment="Ed25519, base64 raw"),
+    Column("is_local", Boolean, nullable=False, default=False),
+    Column("clock", BigInteger, nullable=False, default=0, comment="last date_added issued"),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+orgs = Table(
+    "orgs",
+    metadata,
+    Column("id", String(UUID_LEN), primary_key=True),
+    Column("name", String(200), nullable=False, unique=True),
+    Column("country", String(2), nullable=False),
+    Column("node_id", String(UUID_LEN), ForeignKey("nodes.id"), nullable=False),
+    Column("identity_id", String(100), nullable=False, unique=True),
+    Column("default_tlp", SmallInteger, nullable=False),
+    Column("default_distribution", String(20), nullable=False),
+    Column("default_sharing_group_id", String(UUID_LEN), nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", String(UUID_LEN), primary_key=True),
+    Column("email", String(320), nullable=False, unique=True),
+    Column("org_id", String(UUID_LEN), ForeignKey("orgs.id"), nullable=False, index=True),
+    Column("role", String(20), nullable=False),
+    Column("password_hash", String(200), nullable=True),
+    Column("disabled", Boolean, nullable=False, default=False),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", String(UUID_LEN), primary_key=True),
+    Column("user_id", String(UUID_LEN), ForeignKey("users.id"), nullable=False, index=True),
+    Column("prefix", String(16), nullable=False, comment="first characters, to recognise a key"),
+    Column("key_hash", String(64), nullable=False, unique=True, comment="SHA-256 of the key"),
+    Column("label", String(200), nullable=False, default=""),
+    Column("created_at", BigInteger, nullable=False),
+    Column("last_used_at", BigInteger, nullable=True),
+    Column("revoked_at", BigInteger, nullable=True),
+)
+
+sharing_groups = Table(
+    "sharing_groups",
+    metadata,
+    Column("id", String(UUID_LEN), primary_key=True),
+    Column("name", String(200), nullable=False, unique=True),
+    Column("owner_org_id", String(UUID_LEN), ForeignKey("orgs.id"), nullable=False),
+    Column("description", Text, nullable=False, default=""),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+sharing_group_members = Table(
+    "sharing_group_members",
+    metadata,
+    Column(
+        "group_id",
+        String(UUID_LEN),
+        ForeignKey("sharing_groups.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("org_id", String(UUID_LEN), ForeignKey("orgs.id"), primary_key=True, index=True),
+)
+
+object_versions = Table(
+    "object_versions",
+    metadata,
+    Column("date_added", BigInteger, primary_key=True, autoincrement=False),
+    Column("stix_id", String(300), nullable=False),
+    Column("type", String(250), nullable=False),
+    Column("spec_version", String(10), nullable=True),
+    Column("created", BigInteger, nullable=True),
+    Column("modified", BigInteger, nullable=False, comment="version key; created or 0 if none"),
+    Column("is_latest", Boolean, nullable=False),
+    Column("revoked", Boolean, nullable=False, default=False, comment="the content says so"),
+    Column("withdrawn", Boolean, nullable=False, default=False, comment="withdrawn on this node"),
+    Column("name", Text, nullable=True),
+    Column("content", Text, nullable=False, comment="the STIX object, verbatim JSON"),
+    Column("content_hash", String(64), nullable=False),
+    Column("owner_org_id", String(UUID_LEN), ForeignKey("orgs.id"), nullable=False),
+    Column("tlp", SmallInteger, nullable=False),
+    Column("distribution", String(20), nullable=False),
+    Column("sharing_group_id", String(UUID_LEN), ForeignKey("sharing_groups.id"), nullable=True),
+    Column("source", String(200), nullable=False, comment="user:<id>, feed:<id> or peer:<id>"),
+    UniqueConstraint("stix_id", "modified"),
+    Index("ix_object_versions_latest_type", "is_latest", "type", "date_added"),
+    Index("ix_object_versions_owner", "owner_org_id", "date_added"),
+)
+
+observables = Table(
+    "observables",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column(
+        "version_id",
+        BigInteger,
+        ForeignKey("object_versions.date_added", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    Column("kind", String(16), nullable=False),
+    Column("value", Text, nullable=False),
+    Column("ip_start", String(32), nullable=True),
+    Column("ip_end", String(32), nullable=True),
+    Index("ix_observables_value", "value"),
+    Index("ix_observables_kind_ip", "kind", "ip_start"),
+)
+
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", BigInteger, nullable=False),
+    Column("actor_user_id", String(UUID_LEN), nullable=True),
+    Column("actor_org_id", String(UUID_LEN), nullable=True),
+    Column("action", String(100), nullable=False),
+    Column("target", String(300), nullable=True),
+    Column("detail", Text, nullable=False, default="{}"),
+    Column(
+        "prev_hash", String(64), nullable=True, comment="hash chain: filled by the audit service"
+    ),
+    Column("hash", String(64), nullable=True),
+    Index("ix_audit_log_at", "at"),
+)

@@ -1,0 +1,165 @@
+"""Test helpers that ship with the package: fresh instances on SQLite or PostgreSQL, a node
+with orgs and keys, and a small STIX object factory.
+
+Set ``QALQAN_TEST_DATABASE_URL`` (e.g. ``postgresql+psycopg://postgres@127.0.0.1:5432/test``)
+to run on PostgreSQL: each instance then gets a schema of its own, dropped afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from sqlalchemy import text
+
+from qalqan import accounts
+from qalqan.domain.handling import TLP, Distribution
+from qalqan.domain.principal import Principal, Role
+from qalqan.instance import Instance
+from qalqan.settings import Settings
+from qalqan.store import migrate
+from qalqan.store.engine import make_engine
+
+__all__ = [
+    "TEST_DATABASE_ENV",
+    "TestNode",
+    "bundle",
+    "fresh_instance",
+    "indicator",
+    "stix_id",
+]
+
+TEST_DATABASE_ENV = "QALQAN_TEST_DATABASE_URL"
+STAMP = "2026-01-01T00:00:00.000Z"
+
+
+@contextmanager
+def fresh_instance(data_dir: Path) -> Iterator[Instance]:
+    """A migrated, empty instance: SQLite in ``data_dir``, or a new PostgreSQL schema."""
+    base = os.environ.get(TEST_DATABASE_ENV)
+    schema = None
+    if base:
+        schema = f"qt_{uuid.uuid4().hex[:16]}"
+        admin = make_engine(base)
+        with admin.begin() as conn:
+            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+        admin.dispose()
+        sep = "&" if "?" in base else "?"
+        url = f"{base}{sep}options={quote(f'-csearch_path={schema}')}"
+    else:
+        url = f"sqlite:///{data_dir / 'qalqan.db'}"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    instance = Instance(Settings(data_dir=data_dir, database_url=url))
+    migrate.upgrade(instance.engine)
+    try:
+        yield instance
+    finally:
+        instance.close()
+        if base and schema:
+            admin = make_engine(base)
+            with admin.begin() as conn:
+                conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+            admin.dispose()
+
+
+@dataclass
+class TestNode:
+    """An initialised node with named orgs and one API key per user."""
+
+    instance: Instance
+    org_ids: dict[str, str] = field(default_factory=dict)
+    keys: dict[str, str] = field(default_factory=dict)
+    principals: dict[str, Principal] = field(default_factory=dict)
+
+    __test__ = False  # not a pytest test class
+
+    @classmethod
+    def create(cls, instance: Instance, first_org: str = "CERT-A", country: str = "KZ") -> TestNode:
+        """Bootstrap the node; its admin is ``admin@a.test`` of ``first_org``."""
+        node = cls(instance)
+        with instance.begin() as conn:
+            boot = accounts.bootstrap(
+                conn,
+                instance.settings.data_dir,
+                node_name="test-node",
+                org_name=first_org,
+                country=country,
+                admin_email="admin@a.test",
+            )
+            node.org_ids[first_org] = boot.org.id
+            node.keys["admin@a.test"] = boot.key.secret
+            node.principals["admin@a.test"] = accounts.principal_for(conn, boot.admin)
+        return node
+
+    def add_org(self, name: str, country: str = "UZ") -> str:
+        with self.instance.begin() as conn:
+            org = accounts.add_org(conn, None, name, country)
+        self.org_ids[name] = org.id
+        return org.id
+
+    def add_user(self, email: str, org: str, role: Role = Role.ANALYST) -> str:
+        """Add a user with an API key; returns the key."""
+        with self.instance.begin() as conn:
+            user = accounts.add_user(conn, None, email, self.org_ids[org], role)
+            self.keys[email] = accounts.create_key(conn, None, user.id).secret
+        self.refresh(email)
+        return self.keys[email]
+
+    def refresh(self, email: str) -> Principal:
+        """Reload a user's principal (after sharing-group changes)."""
+        with self.instance.begin() as conn:
+            from qalqan.store import accounts as store
+
+            principal = accounts.principal_for(conn, store.get_user(conn, email))
+        self.principals[email] = principal
+        return principal
+
+    def add_group(self, name: str, owner: str, members: list[str]) -> str:
+        with self.instance.begin() as conn:
+            group = accounts.create_group(
+                conn, None, name, self.org_ids[owner], [self.org_ids[m] for m in members]
+            )
+        for email in list(self.principals):
+            self.refresh(email)
+        return group.id
+
+
+def stix_id(type_name: str) -> str:
+    """A new random STIX identifier of ``type_name``."""
+    return f"{type_name}--{uuid.uuid4()}"
+
+
+def indicator(value: str, kind: str = "ipv4-addr", **extra: Any) -> dict[str, Any]:
+    """A STIX 2.1 indicator matching ``[kind:value = 'value']`` (or file hashes for hash kinds)."""
+    path = f"{kind}:value"
+    if kind in ("MD5", "SHA-1", "SHA-256"):
+        path = f"file:hashes.'{kind}'"
+    obj: dict[str, Any] = {
+        "type": "indicator",
+        "spec_version": "2.1",
+        "id": stix_id("indicator"),
+        "created": STAMP,
+        "modified": STAMP,
+        "name": value,
+        "pattern": f"[{path} = '{value}']",
+        "pattern_type": "stix",
+        "valid_from": STAMP,
+    }
+    obj.update(extra)
+    return obj
+
+
+def bundle(*objects: dict[str, Any]) -> dict[str, Any]:
+    """A STIX 2.1 bundle of ``objects``."""
+    return {"type": "bundle", "id": stix_id("bundle"), "objects": list(objects)}
+
+
+def handling(tlp: str, distribution: str) -> tuple[TLP, Distribution]:
+    """Parse a (tlp, distribution) pair as tests write them."""
+    return TLP.parse(tlp), Distribution.parse(distribution)
