@@ -146,7 +146,7 @@ def create_demo(conn: Connection, data_dir: Path, seed: int = 2026) -> DemoInsta
                 report = import_objects(
                     conn,
                     principal,
-                    _intel(rng, org.identity_id, 4),
+                    _intel(rng, org.identity_id, tlp, 4),
                     HandlingRequest(tlp, distribution, group_id),
                     source="demo",
                 )

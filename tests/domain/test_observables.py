@@ -338,6 +338,33 @@ def test_generated_emails_are_stable(email: str) -> None:
     assert_idempotent("email", email)
 
 
+unicode_names = st.lists(
+    st.text(
+        st.characters(categories=["Ll", "Lu", "Lo", "Nd", "Mn"], include_characters="-_\u3002"),
+        min_size=1,
+        max_size=12,
+    ),
+    min_size=1,
+    max_size=4,
+).map(".".join)
+
+
+@given(unicode_names)
+def test_unicode_domains_are_stable(name: str) -> None:
+    assert_idempotent("domain", name)
+    assert_idempotent("url", f"https://{name}/Path")
+    assert_idempotent("email", f"Someone@{name}")
+
+
+@given(st.text())
+def test_parse_value_reads_its_own_output(raw: str) -> None:
+    kind = detect_kind(raw)
+    if kind is not None:
+        observable = parse_value(raw)
+        assert observable.kind == kind
+        assert parse_value(observable.value) == observable
+
+
 @given(st.sampled_from(["md5", "sha1", "sha256", "sha512"]), st.text(string.hexdigits))
 def test_hash_idempotence(kind: str, raw: str) -> None:
     assert_idempotent(kind, raw)

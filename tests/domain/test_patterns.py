@@ -149,6 +149,27 @@ def test_malformed_patterns(pattern: str, fragment: str) -> None:
 
 
 @pytest.mark.parametrize(
+    "pattern",
+    [
+        "(" * 2000 + "[ipv4-addr:value = '1.2.3.4']" + ")" * 2000,
+        "[" + " OR ".join(["process:name = 'x'"] * 3000) + "]",
+    ],
+)
+def test_patterns_too_deep_for_the_reference_parser(pattern: str) -> None:
+    assert validate(pattern) == "pattern is nested or chained too deeply to check"
+    assert analyze(pattern) == PatternInfo((), simple=False)
+
+
+def test_long_simple_patterns_stay_on_the_fast_road() -> None:
+    pattern = "[" + " OR ".join(
+        f"ipv4-addr:value = '10.0.{i // 256}.{i % 256}'" for i in range(3000)
+    )
+    info = analyze(pattern + "]")
+    assert info.simple
+    assert len(info.observables) == 3000
+
+
+@pytest.mark.parametrize(
     ("pattern", "observables"),
     [
         ("[process:name = 'x']", []),

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from fastapi import FastAPI
-from fastapi.responses import ORJSONResponse
 
 from qalqan import __version__
 from qalqan.api.limits import BodyLimit
@@ -22,7 +21,6 @@ def create_app(instance: Instance) -> FastAPI:
         title="Qalqan",
         version=__version__,
         summary="Threat intelligence sharing under TLP 2.0 and distribution rules",
-        default_response_class=ORJSONResponse,
         openapi_url="/openapi.json",
         docs_url="/docs",
     )

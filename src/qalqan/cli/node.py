@@ -104,6 +104,7 @@ def demo_command(
         f'  curl -H "Authorization: Bearer {admin_key}" http://{host}:{port}/api/v1/objects',
         markup=False,
         highlight=False,
+        soft_wrap=True,
     )
     if serve:
         serve_command(host=host, port=port, workers=1)

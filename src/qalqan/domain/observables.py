@@ -14,6 +14,7 @@ from __future__ import annotations
 import ipaddress
 import re
 import socket
+import struct
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
@@ -111,6 +112,9 @@ _SPACE_OR_CONTROL_RE: Final = re.compile(r"[\x00-\x20\x7f]")
 _IP_SHAPE_RE: Final = re.compile("[0-9.]+|[0-9A-Fa-f.]*:[0-9A-Fa-f:.]*")
 _V4_MAPPED_BASE: Final = 0xFFFF << 32
 _V4_KEY_PREFIX: Final = f"{_V4_MAPPED_BASE:032x}"[:24]
+_HEXTETS: Final = struct.Struct(">8H")
+_PADDED_HEXTETS: Final = ":{:x}:{:x}:{:x}:{:x}:{:x}:{:x}:{:x}:{:x}:".format
+_ZERO_RUNS: Final = tuple(":" + "0:" * length for length in range(8, 1, -1))
 
 _REFANG_RULES: Final[tuple[tuple[re.Pattern[str], str], ...]] = (
     (re.compile(r"[\[({]\s*(?:\.|dot)\s*[\])}]", re.IGNORECASE), "."),
@@ -153,21 +157,13 @@ def _address_text(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str
     number = int(address)
     if number >> 32 == 0xFFFF:
         return f"::ffff:{ipaddress.IPv4Address(number & 0xFFFFFFFF)}"
-    hextets = [f"{(number >> shift) & 0xFFFF:x}" for shift in range(112, -16, -16)]
-    best_start = best_length = run_start = run_length = 0
-    for index, hextet in enumerate(hextets):
-        if hextet != "0":
-            run_length = 0
-            continue
-        if run_length == 0:
-            run_start = index
-        run_length += 1
-        if run_length > best_length:
-            best_start, best_length = run_start, run_length
-    if best_length < 2:
-        return ":".join(hextets)
-    head = ":".join(hextets[:best_start])
-    return f"{head}::{':'.join(hextets[best_start + best_length :])}"
+    # Colons on both ends, so that a zero run always reads ":0:...:0:" wherever it is.
+    padded = _PADDED_HEXTETS(*_HEXTETS.unpack(address.packed))
+    for run in _ZERO_RUNS:
+        start = padded.find(run)
+        if start >= 0:
+            return f"{padded[1:start]}::{padded[start + len(run) : -1]}"
+    return padded[1:-1]
 
 
 def _normalize_ip(raw: str, kind: str) -> Observable:

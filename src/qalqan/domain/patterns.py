@@ -3,7 +3,7 @@
 Nearly every indicator in the wild is one equality comparison, or a few joined by ``OR``, such as
 ``[ipv4-addr:value = '198.51.100.7']``. Those are recognised by a regular expression that accepts
 a strict subset of the STIX pattern grammar, which takes microseconds. Anything outside that
-subset goes to the reference parser of ``stix2-patterns``: correct, but about a thousand times
+subset goes to the reference parser of ``stix2-patterns``: correct, but a few hundred times
 slower, so its answers are kept in a bounded cache.
 
 Beyond the grammar, :func:`validate` also refuses an equality comparison whose value is not a
@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from typing import Final
 
 from stix2patterns.exceptions import ParseException
-from stix2patterns.inspector import INDEX_STAR
 from stix2patterns.v21.pattern import Pattern
 from stix2patterns.validator import run_validator
 
@@ -35,10 +34,10 @@ class PatternInfo:
 
     ``observables`` are the canonical values the pattern compares with ``=`` on an indexed path
     (``ipv4-addr:value``, ``ipv6-addr:value``, ``domain-name:value``, ``url:value``,
-    ``email-addr:value``, ``file:hashes.<MD5|SHA-1|SHA-256|SHA-512>``), without repeats, in
-    pattern order. ``simple`` is true when that list is the whole pattern: nothing but such
-    comparisons joined by ``OR`` or ``AND`` inside observations, observations joined by ``OR``,
-    and every value valid.
+    ``email-addr:value``, ``file:hashes.<MD5|SHA-1|SHA-256|SHA-512>``), without repeats; in
+    pattern order when ``simple``. ``simple`` is true when that list is the whole pattern:
+    nothing but such comparisons joined by ``OR`` or ``AND`` inside observations, observations
+    joined by ``OR``, and every value valid.
     """
 
     observables: tuple[Observable, ...]
@@ -95,18 +94,10 @@ def _examine_simple(pattern: str) -> tuple[str | None, PatternInfo] | None:
     return reason, PatternInfo(observables, simple=reason is None)
 
 
-def _path_text(sco_type: str, path: Sequence[object]) -> str:
-    steps = []
-    for step in path:
-        if isinstance(step, int):
-            steps.append(f"[{step}]")
-        elif step is INDEX_STAR:
-            steps.append("[*]")
-        elif isinstance(step, str) and _IDENTIFIER_RE.fullmatch(step):
-            steps.append(f".{step}")
-        else:
-            steps.append(f".'{step}'")
-    return f"{sco_type}:{''.join(steps)[1:]}"
+def _path_text(sco_type: str, path: Sequence[str]) -> str:
+    """An object path written back as STIX does, e.g. ``file:hashes.'SHA-256'``."""
+    steps = (step if _IDENTIFIER_RE.fullmatch(step) else f"'{step}'" for step in path)
+    return f"{sco_type}:{'.'.join(steps)}"
 
 
 def _one_line(message: str) -> str:
@@ -118,12 +109,15 @@ def _examine_slowly(pattern: str) -> tuple[str | None, PatternInfo]:
     """Reason and info from the reference parser, for any pattern."""
     if not pattern.strip():
         return "pattern is empty", _NOTHING
-    errors = run_validator(pattern, stix_version="2.1")
-    reason = _one_line(errors[0]) if errors else None
     try:
+        errors = run_validator(pattern, stix_version="2.1")
+        reason = _one_line(errors[0]) if errors else None
         comparisons = Pattern(pattern).inspect().comparisons
     except ParseException as exc:
         return reason or _one_line(str(exc)), _NOTHING
+    except RecursionError:
+        # The reference parser recurses once per nesting level and per chained operator.
+        return "pattern is nested or chained too deeply to check", _NOTHING
     # A pattern can parse and still fail the reference checks (a malformed hash): its other
     # values are reported all the same, as the fast road does.
     found: list[Observable] = []
