@@ -65,7 +65,7 @@ def _pattern(rng: random.Random, i: int) -> tuple[str, str]:
     return value, f"[ipv4-addr:value = '{value}']"
 
 
-def _intel(rng: random.Random, identity: str, count: int) -> list[dict[str, Any]]:
+def _intel(rng: random.Random, identity: str, tlp: TLP, count: int) -> list[dict[str, Any]]:
     family = rng.choice(_MALWARE)
     malware_id = f"malware--{_uuid(rng)}"
     common = {
@@ -73,6 +73,7 @@ def _intel(rng: random.Random, identity: str, count: int) -> list[dict[str, Any]
         "created": _STAMP,
         "modified": _STAMP,
         "created_by_ref": identity,
+        "object_marking_refs": [tlp.marking_id],
     }
     objects: list[dict[str, Any]] = [
         {"type": "malware", "id": malware_id, "name": family, "is_family": True, **common}
