@@ -158,6 +158,9 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("object_versions", schema=None) as batch_op:
         batch_op.create_index(
+            "ix_object_versions_latest", ["is_latest", "date_added"], unique=False
+        )
+        batch_op.create_index(
             "ix_object_versions_latest_type", ["is_latest", "type", "date_added"], unique=False
         )
         batch_op.create_index(
@@ -220,6 +223,7 @@ def downgrade() -> None:
     with op.batch_alter_table("object_versions", schema=None) as batch_op:
         batch_op.drop_index("ix_object_versions_owner")
         batch_op.drop_index("ix_object_versions_latest_type")
+        batch_op.drop_index("ix_object_versions_latest")
 
     op.drop_table("object_versions")
     with op.batch_alter_table("api_keys", schema=None) as batch_op:
