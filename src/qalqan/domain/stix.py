@@ -405,6 +405,7 @@ _CHECKS: Final[dict[str, _Check]] = {
     "confidence": _shaped((lambda value: _int_between(value, 0, 100), "an integer from 0 to 100")),
     "lang": _shaped(_STRING),
     "name": _shaped(_STRING),
+    "description": _shaped(_STRING),
     "revoked": _shaped(_BOOLEAN),
 }
 # Standard names that need no check of their own; skipping the name pattern for them saves time.
@@ -415,6 +416,8 @@ _PLAIN_NAMES: Final = _names(
 )
 # Shapes of properties particular to one type, checked when present.
 _TYPE_SHAPES: Final[dict[str, dict[str, _Shape]]] = {
+    "indicator": {"pattern": _STRING, "pattern_type": _STRING, "pattern_version": _STRING},
+    "relationship": {"relationship_type": _STRING},
     "malware": {"is_family": _BOOLEAN},
     "observed-data": {
         "number_observed": (
