@@ -28,6 +28,9 @@ class Instance:
         """Open the instance, creating the data dir and running migrations if ``create``."""
         if create and not settings.database_url:
             settings.data_dir.mkdir(parents=True, exist_ok=True)
+        elif not settings.database_url and not settings.data_dir.is_dir():
+            # SQLite would only say "unable to open database file": say what to do instead.
+            raise ConfigurationError(f"there is no data dir {settings.data_dir}; run `qalqan init`")
         instance = cls(settings)
         try:
             if create:

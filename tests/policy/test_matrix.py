@@ -98,9 +98,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
                 params = {"tlp": tlp, "distribution": dist}
                 if dist == "sharing_group":
                     params["sharing_group"] = group_id
-                r = client.post(
-                    "/api/v1/objects", params=params, json=obj, headers=world.auth("A")
-                )
+                r = client.post("/api/v1/objects", params=params, json=obj, headers=world.auth("A"))
                 assert r.status_code == 201, r.text
                 world.ids[cell] = obj["id"]
             yield world
@@ -165,9 +163,7 @@ def test_reading_one_object(world: World, cell: tuple[str, str], viewer: str) ->
     headers = world.auth(viewer)
     latest = world.client.get(f"/api/v1/objects/{sid}", headers=headers)
     every = world.client.get(f"/api/v1/objects/{sid}", params={"version": "all"}, headers=headers)
-    first = world.client.get(
-        f"/api/v1/objects/{sid}", params={"version": "first"}, headers=headers
-    )
+    first = world.client.get(f"/api/v1/objects/{sid}", params={"version": "first"}, headers=headers)
     exact = world.client.get(
         f"/api/v1/objects/{sid}",
         params={"version": "2026-01-01T00:00:00.000Z"},
@@ -299,9 +295,8 @@ def test_importer_refuses_red_beyond_org_or_group(world: World, dist: str, tlp: 
     )
     assert r.status_code == 400, r.text
     assert [e["code"] for e in r.json()["errors"]] == ["policy_violation"]
-    assert world.client.get(f"/api/v1/objects/{obj['id']}", headers=world.auth("A")).status_code == (
-        404
-    )
+    stored = world.client.get(f"/api/v1/objects/{obj['id']}", headers=world.auth("A"))
+    assert stored.status_code == 404
 
 
 @pytest.mark.parametrize("dist", ["node", "connected", "all"])
@@ -355,3 +350,17 @@ def test_sharing_group_objects_need_membership_to_submit(world: World) -> None:
     )
     assert r.status_code == 403, r.text
     assert r.json()["code"] == "forbidden"
+
+
+@pytest.mark.parametrize("viewer", VIEWERS)
+@pytest.mark.parametrize("tlp", TLPS)
+def test_tlp_filter_of_the_listing(world: World, viewer: str, tlp: str) -> None:
+    wanted = {i for (d, t), i in world.ids.items() if t == tlp and viewer in SEES[d]}
+    assert _listed(world, viewer, tlp=tlp) & set(world.ids.values()) == wanted
+    # Typed into a URL unencoded, "amber+strict" arrives as "amber strict".
+    raw = world.client.get(f"/api/v1/objects?limit=1000&tlp={tlp}", headers=world.auth(viewer))
+    assert raw.status_code == 200, raw.text
+    assert {i["id"] for i in raw.json()["items"]} & set(world.ids.values()) == wanted
+    ceiling = TLP.parse(tlp)
+    capped = {i for (d, t), i in world.ids.items() if TLP.parse(t) <= ceiling and viewer in SEES[d]}
+    assert _listed(world, viewer, max_tlp=tlp) & set(world.ids.values()) == capped

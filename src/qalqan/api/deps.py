@@ -34,12 +34,15 @@ DbConn = Annotated[Connection, Depends(_connection)]
 
 
 def _principal(
-    conn: DbConn,
+    instance: Annotated[Instance, Depends(get_instance)],
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise Unauthorized("an API key is required: send `Authorization: Bearer <key>`")
-    return authenticate(conn, credentials.credentials)
+    # A transaction of its own: recording the key's use must not hold SQLite's write lock
+    # while the route writes through another connection (submissions, exports).
+    with instance.begin() as conn:
+        return authenticate(conn, credentials.credentials)
 
 
 CurrentPrincipal = Annotated[Principal, Depends(_principal)]

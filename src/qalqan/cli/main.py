@@ -52,11 +52,15 @@ def _main(
 def run() -> None:
     """Entry point: QalqanErrors become one line on stderr and exit code 1, never a traceback."""
     try:
-        app(standalone_mode=False)
+        # Without standalone mode, a `typer.Exit` raised by a command comes back as its code.
+        code = app(standalone_mode=False)
     except QalqanError as exc:
         where = ", ".join(f"{k}={v}" for k, v in exc.context.items())
         err_console.print(
-            f"error: {exc.detail}" + (f" ({where})" if where else ""), markup=False, highlight=False
+            f"error: {exc.detail}" + (f" ({where})" if where else ""),
+            markup=False,
+            highlight=False,
+            soft_wrap=True,  # one line, however narrow the terminal
         )
         sys.exit(1)
     except KeyboardInterrupt:
@@ -67,10 +71,11 @@ def run() -> None:
     except typer.Abort:
         err_console.print("aborted")
         sys.exit(1)
-    except Exception as exc:  # click usage errors
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        raise
+    except typer.TyperException as exc:  # usage errors: unknown command, missing option, ...
+        show = getattr(exc, "show", None)
+        if show is not None:
+            show()
+        else:
+            err_console.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
+        sys.exit(exc.exit_code)
+    sys.exit(code if isinstance(code, int) else 0)

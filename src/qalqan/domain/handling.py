@@ -10,6 +10,7 @@ from enum import IntEnum, StrEnum
 from typing import Any
 
 __all__ = [
+    "OFFICIAL_MARKING_IDS",
     "TLP",
     "TLP_EXTENSION_ID",
     "Distribution",
@@ -42,7 +43,9 @@ class TLP(IntEnum):
     @classmethod
     def parse(cls, text: str) -> TLP:
         """``'amber+strict'``, ``'TLP:GREEN'``, ``'white'`` (TLP 1.0) → the level; ValueError."""
-        key = text.strip().upper().removeprefix("TLP:").replace("+", "_").replace("-", "_")
+        # A "+" in an unencoded query string arrives as a space: "amber strict".
+        key = text.strip().upper().removeprefix("TLP:")
+        key = key.replace("+", "_").replace("-", "_").replace(" ", "_")
         if key == "WHITE":
             return cls.CLEAR
         try:
@@ -86,6 +89,8 @@ _TLP1_IDS: dict[str, TLP] = {
     "marking-definition--5e57c739-391a-4eb3-b6be-7d15ca92d5ed": TLP.RED,
 }
 _BY_ID: dict[str, TLP] = {**{v: k for k, v in _TLP2_IDS.items()}, **_TLP1_IDS}
+# Every marking-definition id with a fixed meaning: references to them need no stored object.
+OFFICIAL_MARKING_IDS: frozenset[str] = frozenset(_BY_ID)
 
 
 def tlp_from_marking_id(marking_id: str) -> TLP | None:

@@ -17,7 +17,7 @@ from sqlalchemy import Connection
 
 from qalqan.audit import record
 from qalqan.domain import patterns
-from qalqan.domain.handling import TLP, Distribution, tlp_from_marking_id
+from qalqan.domain.handling import OFFICIAL_MARKING_IDS, TLP, Distribution, tlp_from_marking_id
 from qalqan.domain.observables import Observable, from_sco
 from qalqan.domain.principal import Principal
 from qalqan.domain.stix import check_bundle, check_object, object_kind, parse_timestamp, references
@@ -36,8 +36,9 @@ __all__ = [
     "objects_of",
 ]
 
-# Official TLP markings are part of every node: references to them always resolve.
-_BUILTIN_IDS = frozenset(level.marking_id for level in TLP)
+# Official TLP markings (2.0, and the 1.0 ones STIX 2.1 predefines) are part of every node:
+# references to them always resolve.
+_BUILTIN_IDS = OFFICIAL_MARKING_IDS
 _WRITE_CHUNK = 5000
 
 Progress = Callable[[int], None]

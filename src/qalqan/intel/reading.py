@@ -13,7 +13,7 @@ import orjson
 from sqlalchemy import Connection
 
 from qalqan.audit import record
-from qalqan.domain.handling import TLP
+from qalqan.domain.handling import TLP, Distribution
 from qalqan.domain.observables import InvalidObservable, parse_value
 from qalqan.domain.principal import Principal
 from qalqan.domain.stix import ID_RE, format_timestamp, parse_timestamp
@@ -97,15 +97,17 @@ def get_versions(
     if not ID_RE.match(stix_id):
         raise InvalidInput(f"{stix_id!r} is not a STIX identifier (type--uuid)", field="id")
     versions = store.versions_of(conn, principal, stix_id)
-    if not versions:
+    # The newest version's handling governs the object: when its owner narrowed the
+    # distribution, orgs outside it lose the older versions too.
+    latest = [v for v in versions if v.is_latest]
+    if not latest:
         raise NotFound(f"no object {stix_id}")
     if version == "all":
         return versions
     if version == "first":
         return versions[:1]
     if version in ("last", "latest"):
-        latest = [v for v in versions if v.is_latest]
-        return latest or versions[-1:]
+        return latest
     try:
         wanted = parse_timestamp(version)
     except ValueError as exc:
@@ -138,7 +140,9 @@ def revoke_object(conn: Connection, principal: Principal, stix_id: str) -> Store
             conn,
             principal,
             [obj],
-            HandlingRequest(TLP(latest.tlp), None, latest.sharing_group_id),
+            HandlingRequest(
+                TLP(latest.tlp), Distribution(latest.distribution), latest.sharing_group_id
+            ),
             source=f"user:{principal.user_id}",
         )
         if report.rejected:

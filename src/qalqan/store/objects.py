@@ -236,6 +236,12 @@ class ObservableHit:
     version: StoredVersion
 
 
+def _network_starts(key: str) -> list[str]:
+    """The ``ip_key`` of the first address of every network (/0 to /128) containing ``key``."""
+    number = int(key, 16)
+    return sorted({f"{number >> bits << bits:032x}" for bits in range(129)})
+
+
 def find_observables(
     conn: Connection,
     principal: Principal,
@@ -250,8 +256,10 @@ def find_observables(
         lo, hi = wanted.ip_start, wanted.ip_end
         match = or_(
             and_(obs.c.kind == "ip", obs.c.ip_start >= lo, obs.c.ip_start <= hi),
-            and_(obs.c.kind == "cidr", obs.c.ip_start <= lo, obs.c.ip_end >= hi),
-            and_(obs.c.kind == "cidr", obs.c.ip_start >= lo, obs.c.ip_end <= hi),
+            # Networks are stored with their host bits cleared, so one that contains [lo, hi]
+            # starts at lo with some low bits cleared: index probes instead of a range scan.
+            and_(obs.c.kind == "cidr", obs.c.ip_start.in_(_network_starts(lo)), obs.c.ip_end >= hi),
+            and_(obs.c.kind == "cidr", obs.c.ip_start.between(lo, hi), obs.c.ip_end <= hi),
         )
     else:
         match = and_(obs.c.value == wanted.value, obs.c.kind == wanted.kind)
@@ -259,7 +267,14 @@ def find_observables(
         select(obs.c.id, obs.c.kind, obs.c.value, *_VERSION_COLUMNS)
         .join(ov, ov.c.date_added == obs.c.version_id)
         .join(orgs, orgs.c.id == ov.c.owner_org_id)
-        .where(match, ov.c.is_latest.is_(True), visible_to(principal, ov))
+        # "IS NOT false", not "IS true": SQLite without statistics would take the is_latest
+        # index as selective and scan every latest version instead of the observable index.
+        .where(
+            match,
+            ov.c.is_latest.is_not(False),
+            ov.c.withdrawn.is_(False),
+            visible_to(principal, ov),
+        )
         .order_by(obs.c.id)
         .limit(limit)
     )

@@ -12,6 +12,7 @@ from fastapi.responses import Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from qalqan.api.deps import CurrentPrincipal, DbConn, get_instance
+from qalqan.api.problems import problem_response
 from qalqan.api.schemas import ImportResult
 from qalqan.domain.handling import TLP, Distribution
 from qalqan.domain.principal import Principal
@@ -89,17 +90,12 @@ async def submit_objects(
     report = await run_in_threadpool(run)
     if report["rejected"] and not report["accepted"]:
         first = report["errors"][0]
-        return _json(
-            {
-                "type": "urn:qalqan:error:invalid_input",
-                "title": "Bad Request",
-                "status": 400,
-                "code": "invalid_input",
-                "detail": f"no object accepted; first: object {first['index']} "
-                f"({first['id']}) {first['field']}: {first['reason']}",
-                **report,
-            },
+        return problem_response(
             400,
+            "invalid_input",
+            f"no object accepted; first: object {first['index']} "
+            f"({first['id']}) {first['field']}: {first['reason']}",
+            **report,
         )
     return _json(report, 201 if report["created"] else 200)
 
