@@ -98,14 +98,14 @@ class Latency:
         return f"p50 {self.p50:7.2f} ms  p95 {self.p95:7.2f} ms  (n={self.count})"
 
 
-def measure_latency(call: Callable[[], object], repeats: int, warmup: int = 5) -> Latency:
-    """Time ``call`` ``repeats`` times after ``warmup`` untimed calls."""
-    for _ in range(warmup):
-        call()
+def measure_latency(call: Callable[[int], object], repeats: int, warmup: int = 5) -> Latency:
+    """Time ``call(i)`` for i in ``range(repeats)``, after ``warmup`` untimed calls."""
+    for i in range(warmup):
+        call(i)
     samples = []
-    for _ in range(repeats):
+    for i in range(repeats):
         start = time.perf_counter()
-        call()
+        call(i)
         samples.append(time.perf_counter() - start)
     return Latency.of(samples)
 

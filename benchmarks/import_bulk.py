@@ -126,7 +126,9 @@ def run(ctx: Context) -> list[Row]:
 
     qalqan_s = _qalqan_import(ctx, bundle_file, count)
     qalqan_rate = count / qalqan_s
-    print(f"  qalqan  read+parse+import+commit (SQLite): {qalqan_s:6.2f} s  {qalqan_rate:>9,.0f} obj/s")
+    print(
+        f"  qalqan read+parse+import+commit (SQLite): {qalqan_s:6.2f} s  {qalqan_rate:>9,.0f} obj/s"
+    )
 
     stix2_s = _stix2_parse(bundle, sample)
     stix2_rate = sample / stix2_s

@@ -17,6 +17,7 @@ import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any, Final
 
 __all__ = [
@@ -65,7 +66,14 @@ def parse_timestamp(value: str) -> int:
     position on the epoch scale. On failure a ``ValueError`` is raised whose message is a reason
     phrase such as ``"must be an RFC 3339 timestamp in UTC ending in Z, got '2020-13-01'"``.
     """
-    if not isinstance(value, str) or _TIMESTAMP_RE.fullmatch(value) is None:
+    if not isinstance(value, str):
+        raise ValueError(f"must be an RFC 3339 timestamp in UTC ending in Z, got {_show(value)}")
+    return _parse_timestamp(value)
+
+
+@lru_cache(maxsize=4096)  # bundles repeat their timestamps (created = modified = ...)
+def _parse_timestamp(value: str) -> int:
+    if _TIMESTAMP_RE.fullmatch(value) is None:
         raise ValueError(f"must be an RFC 3339 timestamp in UTC ending in Z, got {_show(value)}")
     try:
         moment = datetime.fromisoformat(value)
@@ -249,16 +257,6 @@ def _walk_refs(value: Any, path: str) -> Iterator[tuple[str, str, Any]]:
             yield from _walk_refs(item, f"{path}[{index}]")
 
 
-def _ref_properties(obj: Mapping[str, Any]) -> Iterator[tuple[str, str, Any]]:
-    for key, value in obj.items():
-        if not isinstance(key, str) or key.startswith("x_"):
-            continue
-        if key.endswith(_REF_SUFFIXES):
-            yield key, key, value
-        elif key in _NESTED_REF_CONTAINERS:
-            yield from _walk_refs(value, key)
-
-
 def references(obj: Mapping[str, Any]) -> list[tuple[str, str]]:
     """Return ``(path, identifier)`` for every reference an object makes.
 
@@ -269,17 +267,25 @@ def references(obj: Mapping[str, Any]) -> list[tuple[str, str]]:
     they are, since :func:`check_object` reports them.
     """
     found: list[tuple[str, str]] = []
-    for path, name, value in _ref_properties(obj):
-        if name.endswith("_ref"):
-            if isinstance(value, str):
-                found.append((path, value))
-        elif isinstance(value, list):
-            found.extend(
-                (f"{path}[{index}]", item)
-                for index, item in enumerate(value)
-                if isinstance(item, str)
-            )
+    for key, value in obj.items():
+        # A plain loop over the top level: this runs once for every imported object.
+        if key.endswith(_REF_SUFFIXES):
+            if not key.startswith("x_"):
+                _collect_ref(found, key, key, value)
+        elif key in _NESTED_REF_CONTAINERS:
+            for path, name, item in _walk_refs(value, key):
+                _collect_ref(found, path, name, item)
     return found
+
+
+def _collect_ref(found: list[tuple[str, str]], path: str, name: str, value: Any) -> None:
+    if name.endswith("_ref"):
+        if isinstance(value, str):
+            found.append((path, value))
+    elif isinstance(value, list):
+        found.extend(
+            (f"{path}[{index}]", item) for index, item in enumerate(value) if isinstance(item, str)
+        )
 
 
 # Checks of single properties.

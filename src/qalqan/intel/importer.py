@@ -7,7 +7,6 @@ transaction, so a batch is never half-written.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -115,7 +114,7 @@ class _Candidate:
     type: str
     modified: int
     tlp: TLP
-    digest: str
+    content: bytes
     refs: list[tuple[str, str]]
     observables: tuple[Observable, ...] = ()
 
@@ -140,8 +139,9 @@ def objects_of(document: Any) -> list[Any]:
     )
 
 
-def _digest(obj: dict[str, Any]) -> str:
-    return hashlib.sha256(orjson.dumps(obj, option=orjson.OPT_SORT_KEYS)).hexdigest()
+def _same_content(stored: str | bytes | None, obj: dict[str, Any]) -> bool:
+    """Equal as JSON values, whatever the key order or spacing."""
+    return stored is not None and bool(orjson.loads(stored) == obj)
 
 
 class _Batch:
@@ -202,6 +202,7 @@ class _Batch:
             self.reject(index, stix_id, "object_marking_refs", why, "policy_violation")
             return
         stamp = obj.get("modified") or obj.get("created")
+        content = orjson.dumps(obj)
         self.candidates.append(
             _Candidate(
                 index=index,
@@ -210,7 +211,7 @@ class _Batch:
                 type=type_name,
                 modified=parse_timestamp(stamp) if stamp else 0,
                 tlp=tlp,
-                digest=_digest(obj),
+                content=content,
                 refs=references(obj),
                 observables=found,
             )
@@ -242,17 +243,40 @@ class _Batch:
             self.candidates = kept
 
     def sort_out_versions(self, conn: Connection) -> list[_Candidate]:
-        """Split candidates into new versions and ones already stored; refuse conflicts."""
+        """Split candidates into new versions and ones already stored; refuse conflicts.
+
+        A version already stored (or earlier in the batch) counts as unchanged when its content
+        is the same JSON value, whatever the key order; otherwise it is a conflict.
+        """
         existing = objects_store.existing_versions(
             conn, sorted({c.stix_id for c in self.candidates})
         )
-        seen: dict[tuple[str, int], str] = {
-            (v.stix_id, v.modified): v.content_hash for vs in existing.values() for v in vs
+        stored = {(v.stix_id, v.modified) for vs in existing.values() for v in vs}
+        foreign = {
+            stix_id
+            for stix_id, versions in existing.items()
+            if any(v.owner_org_id != self.principal.org_id for v in versions)
         }
+        foreign_visible = objects_store.visible_existing_ids(conn, self.principal, foreign)
+        in_batch: dict[tuple[str, int], bytes] = {}
         fresh: list[_Candidate] = []
         for c in self.candidates:
-            versions = existing.get(c.stix_id, ())
-            if any(v.owner_org_id != self.principal.org_id for v in versions):
+            key = (c.stix_id, c.modified)
+            if key in in_batch:
+                same = in_batch[key] == c.content or _same_content(in_batch[key], c.obj)
+            elif key in stored:
+                same = _same_content(
+                    objects_store.stored_content(conn, c.stix_id, c.modified), c.obj
+                )
+            elif c.stix_id in foreign:
+                same = False
+            else:
+                in_batch[key] = c.content
+                fresh.append(c)
+                continue
+            if c.stix_id in foreign and not (same and c.stix_id in foreign_visible):
+                # Another org's object: identical content already shared with the submitter is
+                # nothing to store; anything else would be a version only its owner may add.
                 self.reject(
                     c.index,
                     c.stix_id,
@@ -260,13 +284,7 @@ class _Batch:
                     "the object belongs to another organization; only its owner may add versions",
                     "forbidden",
                 )
-                continue
-            key = (c.stix_id, c.modified)
-            known = seen.get(key)
-            if known is None:
-                seen[key] = c.digest
-                fresh.append(c)
-            elif known == c.digest:
+            elif same:
                 self.report.accepted.append(Acceptance(c.index, c.stix_id, "unchanged"))
             else:
                 self.reject(
@@ -306,42 +324,36 @@ class _Batch:
         owner, dist, group = self.principal.org_id, self.distribution.value, self.group
         for start in range(0, len(fresh), _WRITE_CHUNK):
             chunk = fresh[start : start + _WRITE_CHUNK]
-            rows: list[dict[str, Any]] = []
-            observables: list[dict[str, Any]] = []
+            rows: list[tuple[Any, ...]] = []
+            observables: list[tuple[Any, ...]] = []
             for offset, c in enumerate(chunk, start):
                 date_added = first + offset
                 obj = c.obj
                 name = obj.get("name")
                 created = obj.get("created")
+                # Column order of objects_store.VERSION_COLUMNS.
                 rows.append(
-                    {
-                        "date_added": date_added,
-                        "stix_id": c.stix_id,
-                        "type": c.type,
-                        "spec_version": obj.get("spec_version"),
-                        "created": parse_timestamp(created) if created else None,
-                        "modified": c.modified,
-                        "is_latest": newest_new[c.stix_id] == c.modified,
-                        "revoked": obj.get("revoked") is True,
-                        "name": name if isinstance(name, str) else None,
-                        "content": orjson.dumps(obj).decode(),
-                        "content_hash": c.digest,
-                        "owner_org_id": owner,
-                        "tlp": int(c.tlp),
-                        "distribution": dist,
-                        "sharing_group_id": group,
-                        "source": source,
-                    }
+                    (
+                        date_added,
+                        c.stix_id,
+                        c.type,
+                        obj.get("spec_version"),
+                        parse_timestamp(created) if created else None,
+                        c.modified,
+                        newest_new[c.stix_id] == c.modified,
+                        obj.get("revoked") is True,
+                        False,
+                        name if isinstance(name, str) else None,
+                        c.content.decode(),
+                        owner,
+                        int(c.tlp),
+                        dist,
+                        group,
+                        source,
+                    )
                 )
                 observables.extend(
-                    {
-                        "version_id": date_added,
-                        "kind": o.kind,
-                        "value": o.value,
-                        "ip_start": o.ip_start,
-                        "ip_end": o.ip_end,
-                    }
-                    for o in c.observables
+                    (date_added, o.kind, o.value, o.ip_start, o.ip_end) for o in c.observables
                 )
                 self.report.accepted.append(Acceptance(c.index, c.stix_id, "created"))
             objects_store.insert_versions(conn, rows)

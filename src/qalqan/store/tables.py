@@ -132,7 +132,6 @@ object_versions = Table(
     Column("withdrawn", Boolean, nullable=False, default=False, comment="withdrawn on this node"),
     Column("name", Text, nullable=True),
     Column("content", Text, nullable=False, comment="the STIX object, verbatim JSON"),
-    Column("content_hash", String(64), nullable=False),
     Column("owner_org_id", String(UUID_LEN), ForeignKey("orgs.id"), nullable=False),
     Column("tlp", SmallInteger, nullable=False),
     Column("distribution", String(20), nullable=False),

@@ -132,7 +132,6 @@ def upgrade() -> None:
         sa.Column("withdrawn", sa.Boolean(), nullable=False, comment="withdrawn on this node"),
         sa.Column("name", sa.Text(), nullable=True),
         sa.Column("content", sa.Text(), nullable=False, comment="the STIX object, verbatim JSON"),
-        sa.Column("content_hash", sa.String(length=64), nullable=False),
         sa.Column("owner_org_id", sa.String(length=36), nullable=False),
         sa.Column("tlp", sa.SmallInteger(), nullable=False),
         sa.Column("distribution", sa.String(length=20), nullable=False),
