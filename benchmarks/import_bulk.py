@@ -16,7 +16,7 @@ import orjson
 import stix2
 
 from benchmarks._common import Context, Row, seeded_uuid, stix_stamp
-from qalqan.intel.importer import import_objects, objects_of
+from qalqan.intel.importer import import_objects, load_document, objects_of
 from qalqan.testing import TestNode, fresh_instance
 
 __all__ = ["make_bundle", "run"]
@@ -91,7 +91,7 @@ def _qalqan_import(ctx: Context, bundle_file: Path, count: int) -> float:
         node = TestNode.create(instance)
         principal = node.principals["admin@a.test"]
         start = time.perf_counter()
-        objects = objects_of(orjson.loads(bundle_file.read_bytes()))
+        objects = objects_of(load_document(bundle_file.read_bytes()))
         with instance.begin() as conn:
             report = import_objects(conn, principal, objects)
         elapsed = time.perf_counter() - start

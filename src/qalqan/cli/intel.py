@@ -6,7 +6,6 @@ import sys
 from enum import StrEnum
 from pathlib import Path
 
-import orjson
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -22,7 +21,7 @@ from qalqan.cli.common import (
 )
 from qalqan.domain.handling import TLP, Distribution
 from qalqan.errors import InvalidInput
-from qalqan.intel.importer import HandlingRequest, import_objects, objects_of
+from qalqan.intel.importer import HandlingRequest, import_objects, load_document, objects_of
 from qalqan.intel.reading import stream_bundle
 from qalqan.store.objects import ObjectFilter
 
@@ -38,10 +37,7 @@ def _read_document(path: Path) -> object:
         if not path.is_file():
             raise InvalidInput(f"{path}: no such file", field="file")
         data = path.read_bytes()
-    try:
-        return orjson.loads(data)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidInput(f"{path}: not valid JSON ({exc})", field="file") from None
+    return load_document(data, str(path))
 
 
 def import_command(

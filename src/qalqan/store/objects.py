@@ -314,11 +314,9 @@ def find_observables(
         select(obs.c.id, obs.c.kind, obs.c.value, *_VERSION_COLUMNS)
         .join(ov, ov.c.date_added == obs.c.version_id)
         .join(orgs, orgs.c.id == ov.c.owner_org_id)
-        # "IS NOT false", not "IS true": SQLite without statistics would take the is_latest
-        # index as selective and scan every latest version instead of the observable index.
         .where(
             match,
-            ov.c.is_latest.is_not(False),
+            ov.c.is_latest.is_(True),
             ov.c.withdrawn.is_(False),
             visible_to(principal, ov),
         )

@@ -138,8 +138,8 @@ object_versions = Table(
     Column("sharing_group_id", String(UUID_LEN), ForeignKey("sharing_groups.id"), nullable=True),
     Column("source", String(200), nullable=False, comment="user:<id>, feed:<id> or peer:<id>"),
     UniqueConstraint("stix_id", "modified"),
-    Index("ix_object_versions_latest", "is_latest", "date_added"),
-    Index("ix_object_versions_latest_type", "is_latest", "type", "date_added"),
+    # Unfiltered listings walk the primary key (date_added); listings by type use this one.
+    Index("ix_object_versions_type_latest", "type", "is_latest", "date_added"),
     Index("ix_object_versions_owner", "owner_org_id", "date_added"),
 )
 

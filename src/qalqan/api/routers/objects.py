@@ -19,7 +19,7 @@ from qalqan.domain.principal import Principal
 from qalqan.domain.stix import parse_timestamp
 from qalqan.errors import InvalidInput
 from qalqan.intel import reading
-from qalqan.intel.importer import HandlingRequest, import_objects, objects_of
+from qalqan.intel.importer import HandlingRequest, import_objects, load_document, objects_of
 from qalqan.store.objects import ObjectFilter, StoredVersion
 
 __all__ = ["router"]
@@ -71,10 +71,7 @@ async def submit_objects(
 ) -> Response:
     """Each object is accepted or rejected on its own; handling defaults to your org's."""
     body = await request.body()
-    try:
-        document = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidInput(f"the body is not valid JSON: {exc}") from None
+    document = load_document(body, "the body")
     try:
         dist = Distribution.parse(distribution) if distribution else None
     except ValueError as exc:

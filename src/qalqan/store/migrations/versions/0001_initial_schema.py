@@ -157,10 +157,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("object_versions", schema=None) as batch_op:
         batch_op.create_index(
-            "ix_object_versions_latest", ["is_latest", "date_added"], unique=False
-        )
-        batch_op.create_index(
-            "ix_object_versions_latest_type", ["is_latest", "type", "date_added"], unique=False
+            "ix_object_versions_type_latest", ["type", "is_latest", "date_added"], unique=False
         )
         batch_op.create_index(
             "ix_object_versions_owner", ["owner_org_id", "date_added"], unique=False
@@ -221,8 +218,7 @@ def downgrade() -> None:
     op.drop_table("sharing_group_members")
     with op.batch_alter_table("object_versions", schema=None) as batch_op:
         batch_op.drop_index("ix_object_versions_owner")
-        batch_op.drop_index("ix_object_versions_latest_type")
-        batch_op.drop_index("ix_object_versions_latest")
+        batch_op.drop_index("ix_object_versions_type_latest")
 
     op.drop_table("object_versions")
     with op.batch_alter_table("api_keys", schema=None) as batch_op:
