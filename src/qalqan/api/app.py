@@ -9,8 +9,9 @@ from qalqan.api.limits import BodyLimit
 from qalqan.api.problems import install_handlers
 from qalqan.api.routers import admin, health, objects
 from qalqan.instance import Instance
+from qalqan.settings import Settings
 
-__all__ = ["create_app"]
+__all__ = ["app_from_environment", "create_app"]
 
 API_PREFIX = "/api/v1"
 
@@ -30,3 +31,8 @@ def create_app(instance: Instance) -> FastAPI:
         app.include_router(module.router, prefix=API_PREFIX)
     app.add_middleware(BodyLimit, limit=instance.settings.max_body_bytes)
     return app
+
+
+def app_from_environment() -> FastAPI:
+    """An app for the instance the environment names (for multi-worker servers)."""
+    return create_app(Instance.open(Settings(), create=False))

@@ -6,10 +6,8 @@ import os
 import shutil
 
 import typer
-import uvicorn
 
 from qalqan.accounts import bootstrap
-from qalqan.api import create_app
 from qalqan.api.schemas import OrgPublic
 from qalqan.cli.common import JsonOption, console, open_instance, print_json, transaction
 from qalqan.demo import create_demo
@@ -65,12 +63,32 @@ def serve_command(
     workers: int = typer.Option(1, min=1, help="Worker processes (PostgreSQL only)."),
 ) -> None:
     """Serve the REST API (OpenAPI docs at /docs)."""
+    # The web stack loads only for this command: the others start faster without it.
+    import uvicorn
+
+    from qalqan.api import create_app
+
     instance = open_instance()
-    if workers > 1 and instance.engine.dialect.name == "sqlite":
-        raise ConfigurationError("several workers need PostgreSQL; SQLite serves one")
-    app = create_app(instance)
+    log_level = instance.settings.log_level
     console.print(f"serving on http://{host}:{port} (API docs at /docs)")
-    uvicorn.run(app, host=host, port=port, log_level=instance.settings.log_level, access_log=False)
+    if workers == 1:
+        uvicorn.run(
+            create_app(instance), host=host, port=port, log_level=log_level, access_log=False
+        )
+        return
+    if instance.engine.dialect.name == "sqlite":
+        raise ConfigurationError("several workers need PostgreSQL; SQLite serves one")
+    instance.close()
+    # Each worker process builds its own app (and engine) from the environment.
+    uvicorn.run(
+        "qalqan.api.app:app_from_environment",
+        factory=True,
+        workers=workers,
+        access_log=False,
+        host=host,
+        port=port,
+        log_level=log_level,
+    )
 
 
 def demo_command(
