@@ -27,8 +27,10 @@ from qalqan.store import migrate
 from qalqan.store.engine import make_engine
 
 __all__ = [
+    "PROBLEM_JSON",
     "TEST_DATABASE_ENV",
     "TestNode",
+    "assert_problem",
     "bundle",
     "fresh_instance",
     "indicator",
@@ -36,6 +38,7 @@ __all__ = [
 ]
 
 TEST_DATABASE_ENV = "QALQAN_TEST_DATABASE_URL"
+PROBLEM_JSON = "application/problem+json"
 STAMP = "2026-01-01T00:00:00.000Z"
 
 
@@ -163,3 +166,15 @@ def bundle(*objects: dict[str, Any]) -> dict[str, Any]:
 def handling(tlp: str, distribution: str) -> tuple[TLP, Distribution]:
     """Parse a (tlp, distribution) pair as tests write them."""
     return TLP.parse(tlp), Distribution.parse(distribution)
+
+
+def assert_problem(response: Any, status: int, code: str) -> dict[str, Any]:
+    """Assert an HTTP response is an RFC 9457 problem with this status and code; its body."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith(PROBLEM_JSON)
+    body: dict[str, Any] = response.json()
+    assert body["status"] == status
+    assert body["code"] == code
+    assert isinstance(body["detail"], str)
+    assert body["detail"]
+    return body

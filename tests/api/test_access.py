@@ -18,7 +18,7 @@ from qalqan.api import create_app
 from qalqan.domain.handling import TLP
 from qalqan.domain.principal import Role
 from qalqan.store.tables import audit_log
-from qalqan.testing import TestNode, fresh_instance, indicator, stix_id
+from qalqan.testing import TestNode, assert_problem, fresh_instance, indicator, stix_id
 
 PROBLEM = "application/problem+json"
 USERS = {
@@ -54,17 +54,6 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
             node.add_user(email, org, role)
         with TestClient(create_app(inst)) as client:
             yield Site(node, client, list(node.keys.values()))
-
-
-def _assert_problem(r: httpx.Response, status: int, code: str) -> dict[str, Any]:
-    assert r.status_code == status, r.text
-    assert r.headers["content-type"].startswith(PROBLEM)
-    body: dict[str, Any] = r.json()
-    assert body["status"] == status
-    assert body["code"] == code
-    assert isinstance(body["detail"], str)
-    assert body["detail"]
-    return body
 
 
 # Authentication
@@ -103,7 +92,7 @@ def test_requests_without_a_valid_key_get_401(
     headers = {} if authorization is None else {"Authorization": authorization}
     body = orjson.dumps(indicator("192.0.2.1")) if method == "POST" else None
     r = site.client.request(method, path, headers=headers, content=body)
-    _assert_problem(r, 401, "unauthorized")
+    assert_problem(r, 401, "unauthorized")
     assert r.headers["www-authenticate"] == "Bearer"
 
 
@@ -117,8 +106,8 @@ def test_a_revoked_key_gets_401(site: Site) -> None:
     gone = site.call("DELETE", f"/api/v1/keys/{key['id']}", "analyst@b.test")
     assert gone.status_code == 200, gone.text
     assert gone.json()["revoked"] is not None
-    _assert_problem(site.client.get("/api/v1/me", headers=own), 401, "unauthorized")
-    _assert_problem(site.client.get("/api/v1/objects", headers=own), 401, "unauthorized")
+    assert_problem(site.client.get("/api/v1/me", headers=own), 401, "unauthorized")
+    assert_problem(site.client.get("/api/v1/objects", headers=own), 401, "unauthorized")
     # The user's other key still works.
     assert site.call("GET", "/api/v1/me", "analyst@b.test").status_code == 200
 
@@ -139,7 +128,7 @@ def test_me_names_the_caller(site: Site) -> None:
 def test_reader_may_read_but_not_submit(site: Site) -> None:
     obj = indicator("192.0.2.10")
     r = site.call("POST", "/api/v1/objects", "reader@a.test", json=obj)
-    _assert_problem(r, 403, "forbidden")
+    assert_problem(r, 403, "forbidden")
     assert site.call("GET", f"/api/v1/objects/{obj['id']}", NODE_ADMIN).status_code == 404
     assert site.call("GET", "/api/v1/objects", "reader@a.test").status_code == 200
 
@@ -152,7 +141,7 @@ def test_analyst_may_submit(site: Site) -> None:
 @pytest.mark.parametrize("email", ["analyst@a.test", "reader@a.test", "orgadmin@a.test"])
 def test_only_node_admins_create_orgs(site: Site, email: str) -> None:
     r = site.call("POST", "/api/v1/orgs", email, json={"name": f"Org by {email}", "country": "KG"})
-    _assert_problem(r, 403, "forbidden")
+    assert_problem(r, 403, "forbidden")
     names = {o["name"] for o in site.call("GET", "/api/v1/orgs", NODE_ADMIN).json()}
     assert f"Org by {email}" not in names
 
@@ -168,7 +157,7 @@ def test_node_admin_creates_orgs(site: Site) -> None:
 def test_analysts_and_readers_add_no_users(site: Site, email: str, org: str) -> None:
     new = f"by-{email.split('@')[0]}-{org.lower()}@x.test"
     r = site.call("POST", "/api/v1/users", email, json={"email": new, "org": org})
-    _assert_problem(r, 403, "forbidden")
+    assert_problem(r, 403, "forbidden")
 
 
 def test_org_admin_adds_users_to_its_own_org_only(site: Site) -> None:
@@ -182,14 +171,14 @@ def test_org_admin_adds_users_to_its_own_org_only(site: Site) -> None:
         r = site.call(
             "POST", "/api/v1/users", "orgadmin@a.test", json={"email": "x@b.test", "org": org}
         )
-        _assert_problem(r, 403, "forbidden")
+        assert_problem(r, 403, "forbidden")
     r = site.call(
         "POST",
         "/api/v1/users",
         "orgadmin@a.test",
         json={"email": "boss@a.test", "org": a, "role": "node-admin"},
     )
-    _assert_problem(r, 403, "forbidden")
+    assert_problem(r, 403, "forbidden")
     listed = {u["email"] for u in site.call("GET", "/api/v1/users", "orgadmin@a.test").json()}
     assert "new1@a.test" in listed
     assert "analyst@b.test" not in listed
@@ -200,12 +189,12 @@ def test_org_admin_manages_keys_of_its_own_org_only(site: Site) -> None:
     assert ok.status_code == 201, ok.text
     site.secrets.append(ok.json()["key"])
     r = site.call("POST", "/api/v1/keys", "orgadmin@a.test", json={"user": "analyst@b.test"})
-    _assert_problem(r, 403, "forbidden")
+    assert_problem(r, 403, "forbidden")
     r = site.call("POST", "/api/v1/keys", "analyst@a.test", json={"user": "reader@a.test"})
-    _assert_problem(r, 403, "forbidden")
+    assert_problem(r, 403, "forbidden")
     b_keys = site.call("GET", "/api/v1/keys", "orgadmin@b.test").json()
     r = site.call("DELETE", f"/api/v1/keys/{b_keys[0]['id']}", "orgadmin@a.test")
-    _assert_problem(r, 403, "forbidden")
+    assert_problem(r, 403, "forbidden")
 
 
 def test_listings_of_users_and_keys_follow_the_role(site: Site) -> None:
@@ -265,21 +254,21 @@ def test_node_admin_may_use_every_admin_endpoint(site: Site) -> None:
 
 def test_sharing_groups_are_changed_by_their_owners_admins(site: Site) -> None:
     r = site.call("POST", "/api/v1/sharing-groups", "analyst@a.test", json={"name": "by-analyst"})
-    _assert_problem(r, 403, "forbidden")
+    assert_problem(r, 403, "forbidden")
     r = site.call(
         "POST",
         "/api/v1/sharing-groups",
         "orgadmin@a.test",
         json={"name": "for-b", "owner_org": "CERT-B"},
     )
-    _assert_problem(r, 403, "forbidden")
+    assert_problem(r, 403, "forbidden")
     own = site.call("POST", "/api/v1/sharing-groups", "orgadmin@a.test", json={"name": "a-group"})
     assert own.status_code == 201, own.text
     path = f"/api/v1/sharing-groups/{own.json()['id']}/members"
-    _assert_problem(
+    assert_problem(
         site.call("POST", path, "orgadmin@b.test", json={"org": "CERT-B"}), 403, "forbidden"
     )
-    _assert_problem(
+    assert_problem(
         site.call("POST", path, "analyst@a.test", json={"org": "CERT-B"}), 403, "forbidden"
     )
     ok = site.call("POST", path, "orgadmin@a.test", json={"org": "CERT-B"})
@@ -313,21 +302,21 @@ def test_non_owners_cannot_revoke(site: Site) -> None:
     _submit(site, "analyst@a.test", [shared], tlp="green", distribution="node")
     _submit(site, "analyst@a.test", [private], tlp="amber", distribution="organization")
     # Visible to B but not B's: forbidden. Invisible to B: not found, as if it did not exist.
-    _assert_problem(
+    assert_problem(
         site.call("DELETE", f"/api/v1/objects/{shared['id']}", "analyst@b.test"), 403, "forbidden"
     )
-    _assert_problem(
+    assert_problem(
         site.call("DELETE", f"/api/v1/objects/{private['id']}", "analyst@b.test"),
         404,
         "not_found",
     )
-    _assert_problem(
+    assert_problem(
         site.call("DELETE", f"/api/v1/objects/{stix_id('indicator')}", "analyst@b.test"),
         404,
         "not_found",
     )
     # A reader of the owner org may not revoke either.
-    _assert_problem(
+    assert_problem(
         site.call("DELETE", f"/api/v1/objects/{shared['id']}", "reader@a.test"), 403, "forbidden"
     )
     for sid in (shared["id"], private["id"]):
@@ -395,7 +384,7 @@ def test_revocation_keeps_the_objects_handling(site: Site, tlp: str, distributio
     assert handling["sharing_group"] == params.get("sharing_group")
     assert r.json()["object"]["revoked"] is True
     for path in (f"/api/v1/objects/{obj['id']}", f"/api/v1/objects/{obj['id']}?version=all"):
-        _assert_problem(site.call("GET", path, "analyst@b.test"), 404, "not_found")
+        assert_problem(site.call("GET", path, "analyst@b.test"), 404, "not_found")
 
 
 def test_owner_withdraws_an_imported_foreign_object(site: Site) -> None:

@@ -16,7 +16,15 @@ from qalqan.api import create_app
 from qalqan.domain.principal import Role
 from qalqan.instance import Instance
 from qalqan.settings import Settings
-from qalqan.testing import STAMP, TestNode, bundle, fresh_instance, indicator, stix_id
+from qalqan.testing import (
+    STAMP,
+    TestNode,
+    assert_problem,
+    bundle,
+    fresh_instance,
+    indicator,
+    stix_id,
+)
 
 PROBLEM = "application/problem+json"
 SMALL_LIMIT = 2048
@@ -50,16 +58,6 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
             yield Site(node, client)
 
 
-def _assert_problem(r: httpx.Response, status: int, code: str) -> dict[str, Any]:
-    assert r.status_code == status, r.text
-    assert r.headers["content-type"].startswith(PROBLEM)
-    body: dict[str, Any] = r.json()
-    assert body["status"] == status
-    assert body["code"] == code
-    assert body["detail"]
-    return body
-
-
 # Bodies that are not STIX
 
 
@@ -74,7 +72,7 @@ def test_malformed_json_is_400(site: Site, body: bytes) -> None:
         content=body,
         headers={**site.auth(), "Content-Type": "application/json"},
     )
-    body_out = _assert_problem(r, 400, "invalid_input")
+    body_out = assert_problem(r, 400, "invalid_input")
     assert "JSON" in body_out["detail"]
 
 
@@ -91,7 +89,7 @@ def test_malformed_json_is_400(site: Site, body: bytes) -> None:
     ids=["no-type", "string", "number", "null", "bad-bundle-id", "objects-not-a-list"],
 )
 def test_json_that_is_not_stix_is_400(site: Site, document: Any) -> None:
-    _assert_problem(site.post(document), 400, "invalid_input")
+    assert_problem(site.post(document), 400, "invalid_input")
 
 
 # Bundles with good and bad objects
@@ -197,7 +195,7 @@ def test_only_the_owner_adds_versions(site: Site) -> None:
     assert site.post(obj, distribution="node").status_code == 201
     newer = {**obj, "modified": "2026-02-01T00:00:00.000Z", "name": "hijacked"}
     r = site.post(newer, email="analyst@b.test")
-    body = _assert_problem(r, 400, "invalid_input")
+    body = assert_problem(r, 400, "invalid_input")
     assert [(e["id"], e["field"], e["code"]) for e in body["errors"]] == [
         (obj["id"], "id", "forbidden")
     ]
@@ -211,7 +209,7 @@ def test_an_all_bad_bundle_is_400_with_every_error(site: Site) -> None:
         {"type": "indicator"},
         "not an object",
     ]
-    body = _assert_problem(site.post(bundle(*objects)), 400, "invalid_input")
+    body = assert_problem(site.post(bundle(*objects)), 400, "invalid_input")
     assert body["accepted"] == 0
     assert body["rejected"] == 4
     assert [e["index"] for e in body["errors"]] == [0, 1, 2, 3]
@@ -249,7 +247,7 @@ def test_a_body_over_the_limit_is_413(site: Site, small_client: TestClient) -> N
     big = _padded(SMALL_LIMIT + 1)
     assert len(big) == SMALL_LIMIT + 1
     r = small_client.post("/api/v1/objects", content=big, headers=headers)
-    body = _assert_problem(r, 413, "payload_too_large")
+    body = assert_problem(r, 413, "payload_too_large")
     assert str(SMALL_LIMIT) in body["detail"]
     assert site.get(f"/api/v1/objects/{orjson.loads(big)['id']}").status_code == 404
 
@@ -261,7 +259,7 @@ def test_a_streamed_body_over_the_limit_is_413(site: Site, small_client: TestCli
     chunks = [big[i : i + 512] for i in range(0, len(big), 512)]
     r = small_client.post("/api/v1/objects", content=iter(chunks), headers=headers)
     assert "content-length" not in r.request.headers
-    _assert_problem(r, 413, "payload_too_large")
+    assert_problem(r, 413, "payload_too_large")
     assert site.get(f"/api/v1/objects/{orjson.loads(big)['id']}").status_code == 404
 
 
@@ -368,7 +366,7 @@ def test_keyset_paging_sees_every_object_once_while_others_write(site: Site) -> 
     ],
 )
 def test_bad_query_parameters_are_400(site: Site, path: str, params: dict[str, str]) -> None:
-    body = _assert_problem(site.get(path, **params), 400, "invalid_input")
+    body = assert_problem(site.get(path, **params), 400, "invalid_input")
     assert body["detail"]
 
 
@@ -416,8 +414,8 @@ def test_version_selection(site: Site) -> None:
     every = site.get(path, email="analyst@b.test", version="all").json()
     assert every["id"] == first["id"]
     assert [v["object"]["name"] for v in every["versions"]] == ["v1", "v2"]
-    _assert_problem(site.get(path, version="2026-03-01T00:00:00.000Z"), 404, "not_found")
-    _assert_problem(site.get(path, version="soon"), 400, "invalid_input")
+    assert_problem(site.get(path, version="2026-03-01T00:00:00.000Z"), 404, "not_found")
+    assert_problem(site.get(path, version="soon"), 400, "invalid_input")
     listed = site.get("/api/v1/objects", text="v", type="indicator", limit=1000).json()["items"]
     mine = [i for i in listed if i["id"] == first["id"]]
     assert [i["object"]["name"] for i in mine] == ["v2"]
@@ -448,6 +446,6 @@ def test_openapi_and_docs_are_served(site: Site) -> None:
 
 
 def test_unknown_paths_and_methods_are_problems(site: Site) -> None:
-    _assert_problem(site.get("/api/v1/no-such-thing"), 404, "not_found")
+    assert_problem(site.get("/api/v1/no-such-thing"), 404, "not_found")
     r = site.client.put("/api/v1/objects", headers=site.auth(), json={})
-    _assert_problem(r, 405, "method_not_allowed")
+    assert_problem(r, 405, "method_not_allowed")
