@@ -20,7 +20,6 @@ from qalqan.domain.principal import Role
 from qalqan.store.tables import audit_log
 from qalqan.testing import TestNode, assert_problem, fresh_instance, indicator, stix_id
 
-PROBLEM = "application/problem+json"
 USERS = {
     "orgadmin@a.test": ("CERT-A", Role.ORG_ADMIN),
     "analyst@a.test": ("CERT-A", Role.ANALYST),

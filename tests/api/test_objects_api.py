@@ -26,7 +26,6 @@ from qalqan.testing import (
     stix_id,
 )
 
-PROBLEM = "application/problem+json"
 SMALL_LIMIT = 2048
 
 
