@@ -269,6 +269,32 @@ def test_orgs_users_and_keys(ready: Cli) -> None:
     assert set(group["member_org_ids"]) == {ready.init["org"]["id"], org["id"]}
 
 
+def test_org_defaults_and_group_membership(ready: Cli) -> None:
+    ready.ok("org", "add", "CERT-KG", "--country", "KG")
+    ready.ok("group", "add", "Energy", "--org", "Local-CERT")
+    ready.ok("group", "member-add", "Energy", "CERT-KG")
+    org = ready.json(
+        "org",
+        "set",
+        "CERT-KG",
+        "--default-tlp",
+        "amber+strict",
+        "--default-distribution",
+        "sharing_group",
+        "--default-sharing-group",
+        "Energy",
+    )
+    assert (org["default_tlp"], org["default_distribution"]) == ("AMBER+STRICT", "sharing_group")
+    assert org["default_sharing_group"]
+    assert "TLP:RED" in ready.fails(
+        "org", "set", "CERT-KG", "--default-tlp", "red", "--default-distribution", "node"
+    )
+    ready.ok("group", "member-remove", "Energy", "CERT-KG")
+    (group,) = ready.json("group", "list")
+    assert group["member_org_ids"] == [ready.init["org"]["id"]]
+    assert "owner" in ready.fails("group", "member-remove", "Energy", "Local-CERT")
+
+
 def test_a_revoked_key_is_refused_by_the_api(ready: Cli) -> None:
     key = ready.json("key", "create", "--user", ADMIN)
     with ready.api() as client:

@@ -526,3 +526,19 @@ def test_from_sco_property() -> None:
 )
 def test_hash_kind(name: str, kind: str | None) -> None:
     assert hash_kind(name) == kind
+
+
+@pytest.mark.parametrize(
+    ("kind", "raw", "expected"),
+    [
+        ("ipv4-addr", "198.51.100[.]7", ("ip", "198.51.100.7")),
+        ("ipv4-addr", "198.51.100.0/24", ("cidr", "198.51.100.0/24")),
+        ("IPv6-Addr", "2001:DB8::1", ("ip", "2001:db8::1")),
+        ("domain-name", "Evil[.]Example", ("domain", "evil.example")),
+        ("email-addr", "a@Example.COM", ("email", "a@example.com")),
+        ("SHA-256", "A" * 64, ("sha256", "a" * 64)),
+    ],
+)
+def test_stix_type_names_are_kinds_too(kind: str, raw: str, expected: tuple[str, str]) -> None:
+    found = parse_value(raw, kind)
+    assert (found.kind, found.value) == expected

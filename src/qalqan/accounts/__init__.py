@@ -45,7 +45,9 @@ __all__ = [
     "create_key",
     "init_node",
     "principal_for",
+    "remove_group_member",
     "revoke_key",
+    "set_org_defaults",
     "system_principal",
     "verify_password",
 ]
@@ -366,3 +368,69 @@ def bootstrap(
     admin = add_user(conn, None, admin_email, org.id, Role.NODE_ADMIN, admin_password)
     key = create_key(conn, None, admin.id, "created by init")
     return Bootstrap(node, org, admin, key)
+
+
+def set_org_defaults(
+    conn: Connection,
+    actor: Principal | None,
+    org_ref: str,
+    *,
+    tlp: TLP | None = None,
+    distribution: Distribution | None = None,
+    sharing_group_ref: str | None = None,
+) -> store.OrgRecord:
+    """Change the handling an org's submissions get when they name none.
+
+    What is not given stays as it was; the result must be a combination the rules allow, and a
+    default sharing group must be one the org belongs to.
+    """
+    org = store.get_org(conn, org_ref)
+    if actor is not None and not can_administer_org(actor, org.id):
+        raise Forbidden(f"you may not change the settings of {org.name!r}")
+    new_tlp = tlp if tlp is not None else TLP(org.default_tlp)
+    new_distribution = distribution or Distribution(org.default_distribution)
+    group_id: str | None = None
+    if new_distribution is Distribution.SHARING_GROUP:
+        ref = sharing_group_ref or org.default_sharing_group_id
+        if ref is None:
+            raise InvalidInput(
+                "distribution sharing_group needs a default sharing group", field="sharing_group"
+            )
+        group = store.get_group(conn, ref)
+        if org.id not in group.member_org_ids and org.id != group.owner_org_id:
+            raise InvalidInput(
+                f"{org.name!r} is not a member of sharing group {group.name!r}",
+                field="sharing_group",
+            )
+        group_id = group.id
+    elif sharing_group_ref:
+        raise InvalidInput(
+            "a default sharing group needs distribution sharing_group", field="sharing_group"
+        )
+    why = handling_problem(new_tlp, new_distribution, group_id)
+    if why:
+        raise InvalidInput(f"default handling refused: {why}", field="default_distribution")
+    store.set_org_defaults(conn, org.id, int(new_tlp), new_distribution.value, group_id)
+    record(
+        conn,
+        actor,
+        "org.defaults",
+        target=org.id,
+        detail={"tlp": new_tlp.label, "distribution": new_distribution.value, "group": group_id},
+    )
+    return store.get_org(conn, org.id)
+
+
+def remove_group_member(
+    conn: Connection, actor: Principal | None, group_ref: str, org_ref: str
+) -> store.GroupRecord:
+    """Remove an org from a sharing group; the owner org always stays."""
+    group = store.get_group(conn, group_ref)
+    if actor is not None and not can_administer_org(actor, group.owner_org_id):
+        raise Forbidden(f"you may not change sharing group {group.name!r}")
+    org = store.get_org(conn, org_ref)
+    if org.id == group.owner_org_id:
+        raise InvalidInput("the owner org cannot leave its own sharing group", field="org")
+    store.remove_group_member(conn, group.id, org.id)
+    record(conn, actor, "group.member.remove", target=group.id, detail={"org": org.id})
+    return store.get_group(conn, group.id)

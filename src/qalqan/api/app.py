@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastapi import FastAPI
+from fastapi.responses import RedirectResponse
 
 from qalqan import __version__
 from qalqan.api.limits import BodyLimit
@@ -29,6 +30,11 @@ def create_app(instance: Instance) -> FastAPI:
     install_handlers(app)
     for module in (health, objects, admin):
         app.include_router(module.router, prefix=API_PREFIX)
+
+    @app.get("/", include_in_schema=False)
+    def root() -> RedirectResponse:
+        return RedirectResponse("/docs")
+
     app.add_middleware(BodyLimit, limit=instance.settings.max_body_bytes)
     return app
 

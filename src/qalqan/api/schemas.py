@@ -13,13 +13,19 @@ from qalqan.store.accounts import GroupRecord, KeyRecord, OrgRecord, UserRecord
 __all__ = [
     "GroupCreate",
     "GroupPublic",
+    "HandlingPublic",
     "ImportResult",
     "KeyCreate",
     "KeyCreated",
     "KeyPublic",
     "MemberAdd",
+    "ObjectItem",
+    "ObjectPage",
+    "ObjectVersions",
+    "ObservablePage",
     "OrgCreate",
     "OrgPublic",
+    "OrgUpdate",
     "UserCreate",
     "UserPublic",
 ]
@@ -36,6 +42,12 @@ class OrgCreate(BaseModel):
     default_distribution: str = "node"
 
 
+class OrgUpdate(BaseModel):
+    default_tlp: str | None = None
+    default_distribution: str | None = None
+    default_sharing_group: str | None = Field(default=None, description="group id or name")
+
+
 class OrgPublic(BaseModel):
     id: str
     name: str
@@ -43,6 +55,7 @@ class OrgPublic(BaseModel):
     identity_id: str
     default_tlp: str
     default_distribution: str
+    default_sharing_group: str | None
     created: str
 
     @classmethod
@@ -54,6 +67,7 @@ class OrgPublic(BaseModel):
             identity_id=org.identity_id,
             default_tlp=TLP(org.default_tlp).label,
             default_distribution=org.default_distribution,
+            default_sharing_group=org.default_sharing_group_id,
             created=format_timestamp(org.created_at),
         )
 
@@ -154,3 +168,52 @@ class ImportResult(BaseModel):
     rejected: int
     objects: list[dict[str, Any]]
     errors: list[dict[str, Any]]
+
+
+class OrgRef(BaseModel):
+    id: str
+    name: str
+    country: str
+
+
+class HandlingPublic(BaseModel):
+    owner_org: OrgRef
+    tlp: str = Field(description="CLEAR, GREEN, AMBER, AMBER+STRICT or RED")
+    distribution: str = Field(description="organization, node, connected, all or sharing_group")
+    sharing_group: str | None
+    date_added: str = Field(description="when this node stored the version (the page order)")
+    revoked: bool = Field(description="the object's creator revoked it")
+    withdrawn: bool = Field(description="its owner withdrew it from this node")
+
+
+class ObjectItem(BaseModel):
+    id: str
+    type: str
+    handling: HandlingPublic
+    object: dict[str, Any] = Field(description="the STIX 2.1 object, exactly as stored")
+
+
+class ObjectPage(BaseModel):
+    items: list[ObjectItem]
+    next: str | None = Field(description="pass as `cursor` for the next page; null on the last")
+
+
+class ObjectVersions(BaseModel):
+    id: str
+    versions: list[ObjectItem]
+
+
+class ObservableQuery(BaseModel):
+    kind: str
+    value: str = Field(description="the value as normalized for the lookup")
+
+
+class ObservableItem(ObjectItem):
+    kind: str
+    value: str
+
+
+class ObservablePage(BaseModel):
+    query: ObservableQuery
+    items: list[ObservableItem]
+    next: str | None

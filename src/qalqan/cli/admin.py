@@ -51,6 +51,38 @@ def org_add(
         console.print(f"added organization [bold]{org.name}[/] ({org.country}) id {org.id}")
 
 
+@org_app.command("set")
+def org_set(
+    org: str = typer.Argument(..., help="Org name or id."),
+    default_tlp: str | None = typer.Option(None, help="TLP of submissions that name none."),
+    default_distribution: str | None = typer.Option(None, help="Distribution of submissions."),
+    default_sharing_group: str | None = typer.Option(
+        None, help="Sharing group, with distribution sharing_group."
+    ),
+    json_out: bool = JsonOption,
+) -> None:
+    """Change an organization's default handling."""
+    with transaction() as conn:
+        found = accounts.set_org_defaults(
+            conn,
+            None,
+            org,
+            tlp=parse_option("default-tlp", TLP.parse, default_tlp),
+            distribution=parse_option(
+                "default-distribution", Distribution.parse, default_distribution
+            ),
+            sharing_group_ref=default_sharing_group,
+        )
+    public = OrgPublic.of(found)
+    if json_out:
+        print_json(public.model_dump())
+    else:
+        console.print(
+            f"{public.name}: default TLP {public.default_tlp}, "
+            f"distribution {public.default_distribution}"
+        )
+
+
 @org_app.command("list")
 def org_list(json_out: bool = JsonOption) -> None:
     """List the organizations of this node."""
@@ -176,6 +208,17 @@ def group_member_add(
     with transaction() as conn:
         found = accounts.add_group_member(conn, None, group, org)
     console.print(f"{org} is now a member of {found.name}")
+
+
+@group_app.command("member-remove")
+def group_member_remove(
+    group: str = typer.Argument(..., help="Group name or id."),
+    org: str = typer.Argument(..., help="Org name or id."),
+) -> None:
+    """Remove an org from a sharing group."""
+    with transaction() as conn:
+        found = accounts.remove_group_member(conn, None, group, org)
+    console.print(f"{org} is no longer a member of {found.name}")
 
 
 @group_app.command("list")

@@ -23,6 +23,7 @@ import idna
 
 __all__ = [
     "KINDS",
+    "KIND_ALIASES",
     "InvalidObservable",
     "Observable",
     "detect_kind",
@@ -404,13 +405,29 @@ def _guess_kind(text: str) -> str | None:
     return None
 
 
+# STIX cyber-observable type names (and hash names) people and tools use for the kinds.
+KIND_ALIASES: Final[Mapping[str, str]] = {
+    "ipv4-addr": "ip",
+    "ipv6-addr": "ip",
+    "domain-name": "domain",
+    "email-addr": "email",
+    "md5": "md5",
+    "sha-1": "sha1",
+    "sha-256": "sha256",
+    "sha-512": "sha512",
+}
+
+
 def parse_value(raw: str, kind: str | None = None) -> Observable:
     """Read a value a person typed or pasted: refang, guess the kind if not given, normalize.
 
-    A URL without a scheme (``evil.example/path``) is taken as ``http://``. Raises
-    :class:`InvalidObservable` when the kind cannot be guessed or the value does not fit it.
+    ``kind`` may also be a STIX type name (``ipv4-addr``, ``domain-name``, ...). A URL without a
+    scheme (``evil.example/path``) is taken as ``http://``. Raises :class:`InvalidObservable`
+    when the kind cannot be guessed or the value does not fit it.
     """
     text = refang(raw)
+    if kind is not None:
+        kind = KIND_ALIASES.get(kind.lower(), kind.lower())
     if kind is None:
         kind = _guess_kind(text)
         if kind is None:

@@ -17,6 +17,7 @@ from qalqan.api.schemas import (
     MemberAdd,
     OrgCreate,
     OrgPublic,
+    OrgUpdate,
     UserCreate,
     UserPublic,
 )
@@ -74,6 +75,28 @@ def add_org(body: OrgCreate, conn: DbConn, principal: CurrentPrincipal) -> OrgPu
         default_distribution=_parse(
             "default_distribution", Distribution.parse, body.default_distribution
         ),
+    )
+    return OrgPublic.of(org)
+
+
+@router.patch(
+    "/orgs/{org_id}",
+    response_model=OrgPublic,
+    summary="Change an org's default handling (its org admin or a node admin)",
+)
+def update_org(
+    org_id: str, body: OrgUpdate, conn: DbConn, principal: CurrentPrincipal
+) -> OrgPublic:
+    """Submissions that name no TLP or distribution get these."""
+    org = accounts.set_org_defaults(
+        conn,
+        principal,
+        org_id,
+        tlp=_parse("default_tlp", TLP.parse, body.default_tlp) if body.default_tlp else None,
+        distribution=_parse("default_distribution", Distribution.parse, body.default_distribution)
+        if body.default_distribution
+        else None,
+        sharing_group_ref=body.default_sharing_group,
     )
     return OrgPublic.of(org)
 
@@ -177,3 +200,15 @@ def add_member(
     if not can_administer_org(principal, principal.org_id):
         raise Forbidden("only administrators may change sharing groups")
     return GroupPublic.of(accounts.add_group_member(conn, principal, group_id, body.org))
+
+
+@router.delete(
+    "/sharing-groups/{group_id}/members/{org_id}",
+    response_model=GroupPublic,
+    summary="Remove an org from a sharing group",
+)
+def remove_member(
+    group_id: str, org_id: str, conn: DbConn, principal: CurrentPrincipal
+) -> GroupPublic:
+    """The owner org stays; objects already shared with the group stay with the group."""
+    return GroupPublic.of(accounts.remove_group_member(conn, principal, group_id, org_id))

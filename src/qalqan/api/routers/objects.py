@@ -13,7 +13,7 @@ from starlette.concurrency import run_in_threadpool
 
 from qalqan.api.deps import CurrentPrincipal, DbConn, get_instance
 from qalqan.api.problems import problem_response
-from qalqan.api.schemas import ImportResult
+from qalqan.api.schemas import ImportResult, ObjectItem, ObjectPage, ObjectVersions, ObservablePage
 from qalqan.domain.handling import TLP, Distribution
 from qalqan.domain.principal import Principal
 from qalqan.domain.stix import parse_timestamp
@@ -125,7 +125,11 @@ def _filter(
     )
 
 
-@router.get("/objects", summary="List the latest versions you may see (keyset pages)")
+@router.get(
+    "/objects",
+    response_model=ObjectPage,
+    summary="List the latest versions you may see (keyset pages)",
+)
 def list_objects(
     conn: DbConn,
     principal: CurrentPrincipal,
@@ -157,7 +161,12 @@ def list_objects(
     return _json({"items": [_item(v) for v in page.items], "next": page.next_cursor})
 
 
-@router.get("/objects/{stix_id}", summary="One object: latest, first, all or a given version")
+@router.get(
+    "/objects/{stix_id}",
+    response_model=ObjectItem | ObjectVersions,
+    summary="One object: latest, first, all or a given version",
+    responses={404: {"description": "no such object, or not visible to you"}},
+)
 def get_object(
     conn: DbConn,
     principal: CurrentPrincipal,
@@ -171,13 +180,21 @@ def get_object(
     return _json(_item(versions[0]))
 
 
-@router.delete("/objects/{stix_id}", summary="Revoke an object (owner org only)")
+@router.delete(
+    "/objects/{stix_id}",
+    response_model=ObjectItem,
+    summary="Revoke an object (owner org only)",
+)
 def revoke_object(conn: DbConn, principal: CurrentPrincipal, stix_id: str) -> Response:
     """Your own objects get a revoked version; imported ones are withdrawn on this node."""
     return _json(_item(reading.revoke_object(conn, principal, stix_id)))
 
 
-@router.get("/observables", summary="Find objects that name a value")
+@router.get(
+    "/observables",
+    response_model=ObservablePage,
+    summary="Find objects that name a value",
+)
 def find_observables(
     conn: DbConn,
     principal: CurrentPrincipal,
