@@ -542,3 +542,14 @@ def test_hash_kind(name: str, kind: str | None) -> None:
 def test_stix_type_names_are_kinds_too(kind: str, raw: str, expected: tuple[str, str]) -> None:
     found = parse_value(raw, kind)
     assert (found.kind, found.value) == expected
+
+
+def test_defanged_observables_are_indexed_refanged() -> None:
+    sco = {
+        "type": "url",
+        "id": "url--4c9a3e5e-5e44-4f8e-9a8b-2f1d7c3b6a10",
+        "defanged": True,
+        "value": "hxxp://evil[.]example/gate.php",
+    }
+    assert [o.value for o in from_sco(sco)] == ["http://evil.example/gate.php"]
+    assert from_sco({**sco, "defanged": False}) == []

@@ -486,9 +486,11 @@ def from_sco(obj: Mapping[str, Any]) -> list[Observable]:
 
     Covers ``ipv4-addr``, ``ipv6-addr`` (addresses or networks), ``domain-name``, ``url`` and
     ``email-addr`` values and the MD5/SHA-1/SHA-256/SHA-512 entries of a ``file``'s ``hashes``;
-    other types give ``[]``. Values that do not normalize are left out, never raised.
+    other types give ``[]``. Values that do not normalize are left out, never raised. An object
+    marked ``defanged: true`` has its values refanged first.
     """
     sco_type = obj.get("type")
+    defanged = obj.get("defanged") is True
     entries: list[tuple[tuple[str, ...], Any]]
     if sco_type == "file":
         hashes = obj.get("hashes")
@@ -504,7 +506,9 @@ def from_sco(obj: Mapping[str, Any]) -> list[Observable]:
         if not isinstance(value, str):
             continue
         try:
-            observable = from_sco_property(str(sco_type), path, value)
+            observable = from_sco_property(
+                str(sco_type), path, refang(value) if defanged else value
+            )
         except InvalidObservable:
             continue
         if observable is not None:
