@@ -326,28 +326,28 @@ class _Batch:
         self._existing = existing
         return fresh
 
+    def _latest_marks(self, fresh: list[_Candidate]) -> tuple[set[tuple[str, int]], list[int]]:
+        """The new versions that become the latest of their object, and the stored versions
+        (by ``date_added``) that stop being it. An older version arriving late changes nothing."""
+        newest: dict[str, int] = {}
+        for c in fresh:
+            newest[c.stix_id] = max(c.modified, newest.get(c.stix_id, -1))
+        becomes_latest: set[tuple[str, int]] = set()
+        superseded: list[int] = []
+        for stix_id, modified in newest.items():
+            stored = self._existing.get(stix_id, ())
+            if all(modified > v.modified for v in stored):
+                becomes_latest.add((stix_id, modified))
+                superseded.extend(v.date_added for v in stored if v.is_latest)
+        return becomes_latest, superseded
+
     def write(
         self, conn: Connection, fresh: list[_Candidate], source: str, progress: Progress | None
     ) -> None:
         """Store the new versions and their observables, and move the ``latest`` marks."""
         if not fresh:
             return
-        latest_of: dict[str, int] = {}
-        superseded: list[int] = []
-        for stix_id, versions in self._existing.items():
-            top = max(versions, key=lambda v: v.modified)
-            latest_of[stix_id] = top.modified
-        newest_new: dict[str, int] = {}
-        for c in fresh:
-            if c.modified > newest_new.get(c.stix_id, -1):
-                newest_new[c.stix_id] = c.modified
-        for stix_id, modified in newest_new.items():
-            if modified > latest_of.get(stix_id, -1):
-                superseded.extend(
-                    v.date_added for v in self._existing.get(stix_id, ()) if v.is_latest
-                )
-            else:
-                newest_new[stix_id] = -1
+        becomes_latest, superseded = self._latest_marks(fresh)
         first = reserve_date_added(conn, len(fresh))
         objects_store.supersede(conn, superseded)
         owner, dist, group = self.principal.org_id, self.distribution.value, self.group
@@ -369,7 +369,7 @@ class _Batch:
                         obj.get("spec_version"),
                         parse_timestamp(created) if created else None,
                         c.modified,
-                        newest_new[c.stix_id] == c.modified,
+                        (c.stix_id, c.modified) in becomes_latest,
                         obj.get("revoked") is True,
                         False,
                         name if isinstance(name, str) else None,
