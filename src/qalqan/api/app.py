@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import RedirectResponse
 
 from qalqan import __version__
@@ -36,7 +39,33 @@ def create_app(instance: Instance) -> FastAPI:
         return RedirectResponse("/docs")
 
     app.add_middleware(BodyLimit, limit=instance.settings.max_body_bytes)
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = _without_422(
+                get_openapi(
+                    title=app.title,
+                    version=app.version,
+                    summary=app.summary,
+                    routes=app.routes,
+                )
+            )
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     return app
+
+
+def _without_422(document: dict[str, Any]) -> dict[str, Any]:
+    """Drop the framework's default 422 responses: invalid input is answered with a 400
+    problem document, which each operation documents itself."""
+    for operations in document.get("paths", {}).values():
+        for operation in operations.values():
+            operation.get("responses", {}).pop("422", None)
+    schemas = document.get("components", {}).get("schemas", {})
+    for name in ("HTTPValidationError", "ValidationError"):
+        schemas.pop(name, None)
+    return document
 
 
 def app_from_environment() -> FastAPI:

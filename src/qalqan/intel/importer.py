@@ -359,6 +359,10 @@ class _Batch:
                 date_added = first + offset
                 obj = c.obj
                 name = obj.get("name")
+                if isinstance(name, str):
+                    # The column only serves the name search and PostgreSQL text cannot hold
+                    # NUL; the content keeps the object exactly as sent.
+                    name = name.replace("\x00", "")
                 created = obj.get("created")
                 # Column order of objects_store.VERSION_COLUMNS.
                 rows.append(

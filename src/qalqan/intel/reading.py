@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import itertools
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -187,10 +188,14 @@ def stream_bundle(conn: Connection, principal: Principal, f: ObjectFilter) -> It
     """A STIX 2.1 bundle of the latest versions the principal may see, as JSON chunks.
 
     Objects are written as stored, byte for byte; memory stays bounded whatever the count.
+    The first query runs before the first chunk, so a filter the database refuses fails the
+    request instead of cutting a bundle off midway.
     """
+    versions = store.iter_latest(conn, principal, f)
+    first = next(versions, None)
     yield b'{"type":"bundle","id":"bundle--' + str(uuid.uuid4()).encode() + b'","objects":['
     count = 0
-    for version in store.iter_latest(conn, principal, f):
+    for version in itertools.chain(() if first is None else (first,), versions):
         yield (b"," if count else b"") + version.content.encode()
         count += 1
     yield b"]}"

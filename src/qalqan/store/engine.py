@@ -6,10 +6,11 @@ import sqlite3
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+from sqlalchemy.engine import ExceptionContext
+from sqlalchemy.exc import ArgumentError, DataError, NoSuchModuleError
 from sqlalchemy.pool import ConnectionPoolEntry
 
-from qalqan.errors import ConfigurationError
+from qalqan.errors import ConfigurationError, InvalidInput
 
 __all__ = ["make_engine"]
 
@@ -25,6 +26,16 @@ def _sqlite_pragmas(dbapi_conn: sqlite3.Connection, _record: ConnectionPoolEntry
     cur.close()
 
 
+def _refuse_unstorable_value(context: ExceptionContext) -> None:
+    # A value the database cannot hold (text with a NUL character on PostgreSQL, a number out of
+    # range) comes from the caller: refuse it as invalid input rather than fail as a server error.
+    if isinstance(context.sqlalchemy_exception, DataError):
+        reason = str(context.original_exception).strip().splitlines()[0]
+        raise InvalidInput(
+            f"the database refuses a value: {reason}"
+        ) from context.original_exception
+
+
 def make_engine(url: str, **kwargs: Any) -> Engine:
     """An engine for ``url``; SQLite connections get WAL and enforced foreign keys."""
     if url.startswith("postgresql://"):
@@ -35,7 +46,9 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
                 url, connect_args={"check_same_thread": False, "timeout": 30}, **kwargs
             )
             event.listen(engine, "connect", _sqlite_pragmas)
-            return engine
-        return create_engine(url, pool_pre_ping=True, **kwargs)
+        else:
+            engine = create_engine(url, pool_pre_ping=True, **kwargs)
     except (ArgumentError, NoSuchModuleError) as exc:
         raise ConfigurationError(f"cannot use database URL: {exc}") from exc
+    event.listen(engine, "handle_error", _refuse_unstorable_value)
+    return engine

@@ -8,6 +8,7 @@ from fastapi import APIRouter, status
 
 from qalqan import accounts
 from qalqan.api.deps import CurrentPrincipal, DbConn
+from qalqan.api.problems import problem_responses
 from qalqan.api.schemas import (
     GroupCreate,
     GroupPublic,
@@ -29,7 +30,7 @@ from qalqan.store import accounts as store
 
 __all__ = ["router"]
 
-router = APIRouter(tags=["administration"])
+router = APIRouter(tags=["administration"], responses=problem_responses(400, 401))
 
 
 def _parse(kind: str, parser: Any, value: str) -> Any:
@@ -63,6 +64,7 @@ def list_orgs(conn: DbConn, principal: CurrentPrincipal) -> list[OrgPublic]:
     response_model=OrgPublic,
     status_code=status.HTTP_201_CREATED,
     summary="Add an organization (node admin)",
+    responses=problem_responses(403, 409),
 )
 def add_org(body: OrgCreate, conn: DbConn, principal: CurrentPrincipal) -> OrgPublic:
     """Creates the org and its STIX identity."""
@@ -83,6 +85,7 @@ def add_org(body: OrgCreate, conn: DbConn, principal: CurrentPrincipal) -> OrgPu
     "/orgs/{org_id}",
     response_model=OrgPublic,
     summary="Change an org's default handling (its org admin or a node admin)",
+    responses=problem_responses(403, 404),
 )
 def update_org(
     org_id: str, body: OrgUpdate, conn: DbConn, principal: CurrentPrincipal
@@ -118,6 +121,7 @@ def list_users(conn: DbConn, principal: CurrentPrincipal) -> list[UserPublic]:
     response_model=UserPublic,
     status_code=status.HTTP_201_CREATED,
     summary="Add a user (org admin of that org, or node admin)",
+    responses=problem_responses(403, 404, 409),
 )
 def add_user(body: UserCreate, conn: DbConn, principal: CurrentPrincipal) -> UserPublic:
     """The password, if given, is stored as an argon2id hash."""
@@ -145,6 +149,7 @@ def list_keys(conn: DbConn, principal: CurrentPrincipal) -> list[KeyPublic]:
     response_model=KeyCreated,
     status_code=status.HTTP_201_CREATED,
     summary="Create an API key (shown once)",
+    responses=problem_responses(403, 404),
 )
 def create_key(body: KeyCreate, conn: DbConn, principal: CurrentPrincipal) -> KeyCreated:
     """For yourself by default, or for a user of an org you administer."""
@@ -155,7 +160,12 @@ def create_key(body: KeyCreate, conn: DbConn, principal: CurrentPrincipal) -> Ke
     return KeyCreated(**KeyPublic.of(new.record).model_dump(), key=new.secret)
 
 
-@router.delete("/keys/{key_id}", response_model=KeyPublic, summary="Revoke an API key")
+@router.delete(
+    "/keys/{key_id}",
+    response_model=KeyPublic,
+    summary="Revoke an API key",
+    responses=problem_responses(403, 404),
+)
 def revoke_key(key_id: str, conn: DbConn, principal: CurrentPrincipal) -> KeyPublic:
     """Requests with the key are refused from now on."""
     accounts.revoke_key(conn, principal, key_id)
@@ -174,6 +184,7 @@ def list_groups(conn: DbConn, principal: CurrentPrincipal) -> list[GroupPublic]:
     response_model=GroupPublic,
     status_code=status.HTTP_201_CREATED,
     summary="Create a sharing group",
+    responses=problem_responses(403, 404, 409),
 )
 def create_group(body: GroupCreate, conn: DbConn, principal: CurrentPrincipal) -> GroupPublic:
     """The owner org (yours by default) is always a member."""
@@ -192,6 +203,7 @@ def create_group(body: GroupCreate, conn: DbConn, principal: CurrentPrincipal) -
     "/sharing-groups/{group_id}/members",
     response_model=GroupPublic,
     summary="Add an org to a sharing group",
+    responses=problem_responses(403, 404),
 )
 def add_member(
     group_id: str, body: MemberAdd, conn: DbConn, principal: CurrentPrincipal
@@ -206,6 +218,7 @@ def add_member(
     "/sharing-groups/{group_id}/members/{org_id}",
     response_model=GroupPublic,
     summary="Remove an org from a sharing group",
+    responses=problem_responses(403, 404),
 )
 def remove_member(
     group_id: str, org_id: str, conn: DbConn, principal: CurrentPrincipal

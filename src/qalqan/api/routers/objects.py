@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from dataclasses import replace
 from typing import Annotated, Any
@@ -12,7 +13,7 @@ from fastapi.responses import Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from qalqan.api.deps import CurrentPrincipal, DbConn, get_instance
-from qalqan.api.problems import problem_response
+from qalqan.api.problems import problem_response, problem_responses
 from qalqan.api.schemas import ImportResult, ObjectItem, ObjectPage, ObjectVersions, ObservablePage
 from qalqan.domain.handling import TLP, Distribution
 from qalqan.domain.principal import Principal
@@ -24,7 +25,7 @@ from qalqan.store.objects import ObjectFilter, StoredVersion
 
 __all__ = ["router"]
 
-router = APIRouter(tags=["objects"])
+router = APIRouter(tags=["objects"], responses=problem_responses(400, 401))
 
 
 def _json(body: Any, status: int = 200) -> Response:
@@ -54,11 +55,31 @@ def _parse_time(value: str | None, name: str) -> int | None:
         raise InvalidInput(f"{name} {exc}", field=name) from None
 
 
+_SUBMISSION_SCHEMA = {
+    "description": "A STIX 2.1 bundle, a JSON list of STIX objects, or one STIX object",
+    "oneOf": [
+        {"type": "object", "required": ["type"], "properties": {"type": {"type": "string"}}},
+        {"type": "array", "items": {"type": "object"}},
+    ],
+}
+
+
 @router.post(
     "/objects",
     response_model=ImportResult,
     summary="Submit STIX 2.1 objects (a bundle, a list or one object)",
-    responses={400: {"description": "nothing accepted"}, 413: {"description": "body too large"}},
+    responses={
+        201: {"model": ImportResult, "description": "At least one object stored as new"},
+        **problem_responses(
+            413, described={400: "Nothing accepted; the problem carries the import report"}
+        ),
+    },
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": _SUBMISSION_SCHEMA}},
+        }
+    },
 )
 async def submit_objects(
     request: Request,
@@ -165,7 +186,7 @@ def list_objects(
     "/objects/{stix_id}",
     response_model=ObjectItem | ObjectVersions,
     summary="One object: latest, first, all or a given version",
-    responses={404: {"description": "no such object, or not visible to you"}},
+    responses=problem_responses(404),
 )
 def get_object(
     conn: DbConn,
@@ -184,6 +205,7 @@ def get_object(
     "/objects/{stix_id}",
     response_model=ObjectItem,
     summary="Revoke an object (owner org only)",
+    responses=problem_responses(403, 404),
 )
 def revoke_object(conn: DbConn, principal: CurrentPrincipal, stix_id: str) -> Response:
     """Your own objects get a revoked version; imported ones are withdrawn on this node."""
@@ -220,7 +242,28 @@ def _stream(request: Request, principal: Principal, f: ObjectFilter) -> Iterator
         yield from reading.stream_bundle(conn, principal, f)
 
 
-@router.get("/export/stix", summary="A STIX 2.1 bundle of what you may see")
+_BUNDLE_SCHEMA = {
+    "type": "object",
+    "required": ["type", "id", "objects"],
+    "properties": {
+        "type": {"const": "bundle"},
+        "id": {"type": "string"},
+        "objects": {"type": "array", "items": {"type": "object"}},
+    },
+}
+
+
+@router.get(
+    "/export/stix",
+    summary="A STIX 2.1 bundle of what you may see",
+    response_class=StreamingResponse,
+    responses={
+        200: {
+            "description": "A STIX 2.1 bundle",
+            "content": {"application/stix+json": {"schema": _BUNDLE_SCHEMA}},
+        }
+    },
+)
 def export_stix(
     request: Request,
     principal: CurrentPrincipal,
@@ -231,4 +274,7 @@ def export_stix(
     """Streams the latest visible versions, byte for byte as stored."""
     f = _filter(type, None, None, max_tlp, added_after, None, None, None, True)
     f = replace(f, include_withdrawn=False)
-    return StreamingResponse(_stream(request, principal, f), media_type="application/stix+json")
+    chunks = _stream(request, principal, f)
+    # Taken before the response starts, so that a refused filter is a problem response.
+    head = next(chunks)
+    return StreamingResponse(itertools.chain((head,), chunks), media_type="application/stix+json")
