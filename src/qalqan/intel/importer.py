@@ -115,6 +115,7 @@ class _Candidate:
     obj: dict[str, Any]
     stix_id: str
     type: str
+    created: int | None
     modified: int
     tlp: TLP
     content: bytes
@@ -230,7 +231,9 @@ class _Batch:
         if why is not None:
             self.reject(index, stix_id, "object_marking_refs", why, "policy_violation")
             return
-        stamp = obj.get("modified") or obj.get("created")
+        created = obj.get("created")
+        created_us = parse_timestamp(created) if created else None
+        modified = obj.get("modified")
         content = orjson.dumps(obj)
         self.candidates.append(
             _Candidate(
@@ -238,7 +241,8 @@ class _Batch:
                 obj=obj,
                 stix_id=stix_id,
                 type=type_name,
-                modified=parse_timestamp(stamp) if stamp else 0,
+                created=created_us,
+                modified=parse_timestamp(modified) if modified else (created_us or 0),
                 tlp=tlp,
                 content=content,
                 refs=references(obj),
@@ -335,8 +339,10 @@ class _Batch:
         becomes_latest: set[tuple[str, int]] = set()
         superseded: list[int] = []
         for stix_id, modified in newest.items():
-            stored = self._existing.get(stix_id, ())
-            if all(modified > v.modified for v in stored):
+            stored = self._existing.get(stix_id)
+            if not stored:
+                becomes_latest.add((stix_id, modified))
+            elif all(modified > v.modified for v in stored):
                 becomes_latest.add((stix_id, modified))
                 superseded.extend(v.date_added for v in stored if v.is_latest)
         return becomes_latest, superseded
@@ -363,7 +369,6 @@ class _Batch:
                     # The column only serves the name search and PostgreSQL text cannot hold
                     # NUL; the content keeps the object exactly as sent.
                     name = name.replace("\x00", "")
-                created = obj.get("created")
                 # Column order of objects_store.VERSION_COLUMNS.
                 rows.append(
                     (
@@ -371,7 +376,7 @@ class _Batch:
                         c.stix_id,
                         c.type,
                         obj.get("spec_version"),
-                        parse_timestamp(created) if created else None,
+                        c.created,
                         c.modified,
                         (c.stix_id, c.modified) in becomes_latest,
                         obj.get("revoked") is True,
