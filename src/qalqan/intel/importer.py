@@ -26,7 +26,7 @@ from qalqan.errors import Forbidden, InvalidInput
 from qalqan.policy import handling_problem, may_write
 from qalqan.store import accounts as accounts_store
 from qalqan.store import objects as objects_store
-from qalqan.store.clock import reserve_date_added
+from qalqan.store.clock import lock_writes, reserve_date_added
 
 __all__ = [
     "Acceptance",
@@ -444,6 +444,8 @@ def import_objects(
         for index, obj in enumerate(objects):
             batch.examine(index, obj)
         examined = len(objects) - len(batch.candidates)
+        # From here on writers take turns, so what is read next is what the write will meet.
+        lock_writes(conn)
         batch.drop_dangling(conn)
         fresh = batch.sort_out_versions(conn)
         if progress is not None:

@@ -9,12 +9,23 @@ from sqlalchemy import Connection, case, select, update
 from qalqan.errors import ConfigurationError
 from qalqan.store.tables import nodes
 
-__all__ = ["local_clock", "now_us", "reserve_date_added"]
+__all__ = ["local_clock", "lock_writes", "now_us", "reserve_date_added"]
 
 
 def now_us() -> int:
     """Wall-clock time in microseconds since the Unix epoch."""
     return time.time_ns() // 1000
+
+
+def lock_writes(conn: Connection) -> None:
+    """Wait for, then hold until the transaction ends, the node's write turn.
+
+    Intelligence writers (imports, revocations) call this before reading what their write
+    depends on (stored versions, references): concurrent writers then cannot both decide to
+    store the same version. On SQLite the statement also opens the write transaction, so later
+    reads in it see every earlier writer's commit.
+    """
+    conn.execute(update(nodes).where(nodes.c.is_local).values(clock=nodes.c.clock))
 
 
 def reserve_date_added(conn: Connection, count: int) -> int:
