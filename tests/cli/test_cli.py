@@ -269,6 +269,12 @@ def test_orgs_users_and_keys(ready: Cli) -> None:
     assert set(group["member_org_ids"]) == {ready.init["org"]["id"], org["id"]}
 
 
+def test_names_print_as_they_are(ready: Cli) -> None:
+    name = "CERT[/x] [bold]<b>"
+    assert name in ready.ok("org", "add", name, "--country", "UZ").stdout
+    assert name in {o["name"] for o in ready.json("org", "list")}
+
+
 def test_org_defaults_and_group_membership(ready: Cli) -> None:
     ready.ok("org", "add", "CERT-KG", "--country", "KG")
     ready.ok("group", "add", "Energy", "--org", "Local-CERT")

@@ -48,7 +48,7 @@ def org_add(
     if json_out:
         print_json(OrgPublic.of(org).model_dump())
     else:
-        console.print(f"added organization [bold]{org.name}[/] ({org.country}) id {org.id}")
+        console.print(f"added organization {org.name} ({org.country}) id {org.id}")
 
 
 @org_app.command("set")
@@ -118,7 +118,7 @@ def user_add(
     if json_out:
         print_json(UserPublic.of(user).model_dump())
     else:
-        console.print(f"added user [bold]{user.email}[/] ({user.role}) id {user.id}")
+        console.print(f"added user {user.email} ({user.role}) id {user.id}")
 
 
 @user_app.command("list")
@@ -153,7 +153,7 @@ def key_create(
         print_json(KeyCreated(**KeyPublic.of(new.record).model_dump(), key=new.secret).model_dump())
     else:
         console.print(f"API key for {user} (shown once, store it now):")
-        console.print(new.secret, markup=False, highlight=False)
+        console.print(new.secret)
 
 
 @key_app.command("list")
@@ -196,7 +196,7 @@ def group_add(
     if json_out:
         print_json(GroupPublic.of(group).model_dump())
     else:
-        console.print(f"created sharing group [bold]{group.name}[/] id {group.id}")
+        console.print(f"created sharing group {group.name} id {group.id}")
 
 
 @group_app.command("member-add")

@@ -31,8 +31,9 @@ __all__ = [
     "transaction",
 ]
 
-console = Console()
-err_console = Console(stderr=True)
+# Markup off: names and values come from users and must print as they are.
+console = Console(markup=False, highlight=False, soft_wrap=True)
+err_console = Console(stderr=True, markup=False, highlight=False, soft_wrap=True)
 
 JsonOption = typer.Option(False, "--json", help="Print the result as JSON for scripts.")
 

@@ -58,9 +58,6 @@ def run() -> None:
         where = ", ".join(f"{k}={v}" for k, v in exc.context.items())
         err_console.print(
             f"error: {exc.detail}" + (f" ({where})" if where else ""),
-            markup=False,
-            highlight=False,
-            soft_wrap=True,  # one line, however narrow the terminal
         )
         sys.exit(1)
     except KeyboardInterrupt:
@@ -76,6 +73,6 @@ def run() -> None:
         if show is not None:
             show()
         else:
-            err_console.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
+            err_console.print(f"error: {exc}")
         sys.exit(exc.exit_code)
     sys.exit(code if isinstance(code, int) else 0)

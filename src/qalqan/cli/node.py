@@ -51,10 +51,10 @@ def init_command(
             }
         )
         return
-    console.print(f"node [bold]{boot.node.name}[/] {boot.node.id} initialised")
-    console.print(f"organization [bold]{boot.org.name}[/] ({boot.org.country}) {boot.org.id}")
+    console.print(f"node {boot.node.name} {boot.node.id} initialised")
+    console.print(f"organization {boot.org.name} ({boot.org.country}) {boot.org.id}")
     console.print(f"node admin {boot.admin.email}; API key (shown once, store it now):")
-    console.print(boot.key.secret, markup=False, highlight=False)
+    console.print(boot.key.secret)
 
 
 def serve_command(
@@ -117,12 +117,9 @@ def demo_command(
     console.print(f"demo node ready: {demo.objects} objects, {len(demo.keys)} users")
     console.print(f"API keys of every demo user: {keys_file}")
     admin_key = demo.keys["admin@center.demo"]
-    console.print("try:", markup=False)
+    console.print("try:")
     console.print(
         f'  curl -H "Authorization: Bearer {admin_key}" http://{host}:{port}/api/v1/objects',
-        markup=False,
-        highlight=False,
-        soft_wrap=True,
     )
     if serve:
         serve_command(host=host, port=port, workers=1)
