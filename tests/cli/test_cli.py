@@ -510,3 +510,14 @@ def test_demo_refuses_to_wipe_a_directory_that_is_not_a_data_dir(cli: Cli) -> No
     precious.write_text("keep me")
     assert "not a Qalqan data dir" in cli.fails("demo", "--no-serve")
     assert precious.read_text() == "keep me"
+
+
+def test_audit_list_shows_who_did_what(ready: Cli) -> None:
+    ready.ok("org", "add", "CERT-TJ", "--country", "TJ")
+    entries = ready.json("audit", "list", "--limit", "100")
+    actions = [e["action"] for e in entries]
+    assert actions[0] == "objects.import"  # the new org's identity, newest first
+    assert {"node.init", "org.add", "user.add", "key.create"} <= set(actions)
+    assert entries == sorted(entries, key=lambda e: e["id"], reverse=True)
+    assert ready.init["api_key"] not in str(entries)
+    assert "CERT-TJ" in ready.ok("audit", "list").stdout

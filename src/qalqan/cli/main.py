@@ -8,6 +8,7 @@ import typer
 
 from qalqan import __version__
 from qalqan.cli.admin import group_app, key_app, org_app, user_app
+from qalqan.cli.audit import audit_app
 from qalqan.cli.common import err_console
 from qalqan.cli.intel import export_command, import_command
 from qalqan.cli.node import demo_command, init_command, serve_command
@@ -32,6 +33,7 @@ app.add_typer(org_app, name="org")
 app.add_typer(user_app, name="user")
 app.add_typer(key_app, name="key")
 app.add_typer(group_app, name="group")
+app.add_typer(audit_app, name="audit")
 
 
 def _version(value: bool) -> None:

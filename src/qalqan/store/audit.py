@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from sqlalchemy import Connection, insert, select
 
 from qalqan.store.tables import audit_log
 
-__all__ = ["append_entry", "recent_entries"]
+__all__ = ["AuditEntry", "append_entry", "recent_entries"]
 
 
 def append_entry(
@@ -32,7 +34,19 @@ def append_entry(
     )
 
 
-def recent_entries(conn: Connection, limit: int = 100) -> list[dict[str, object]]:
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    id: int
+    at: int
+    actor_user_id: str | None
+    actor_org_id: str | None
+    action: str
+    target: str | None
+    detail: str
+
+
+def recent_entries(conn: Connection, limit: int = 100) -> list[AuditEntry]:
     """The newest entries first."""
-    rows = conn.execute(select(audit_log).order_by(audit_log.c.id.desc()).limit(limit))
-    return [dict(r._mapping) for r in rows]
+    c = audit_log.c
+    stmt = select(c.id, c.at, c.actor_user_id, c.actor_org_id, c.action, c.target, c.detail)
+    return [AuditEntry(*r) for r in conn.execute(stmt.order_by(c.id.desc()).limit(limit))]
