@@ -43,12 +43,15 @@ __all__ = [
     "bootstrap",
     "create_group",
     "create_key",
+    "groups_for",
     "init_node",
+    "keys_for",
     "principal_for",
     "remove_group_member",
     "revoke_key",
     "set_org_defaults",
     "system_principal",
+    "users_for",
     "verify_password",
 ]
 
@@ -255,7 +258,8 @@ def create_key(conn: Connection, actor: Principal | None, user_ref: str, label: 
 
 
 def revoke_key(conn: Connection, actor: Principal | None, key_ref: str) -> store.KeyRecord:
-    """Revoke a key by id or prefix; requests with it fail from now on."""
+    """Revoke a key by id or prefix; requests with it fail from now on. Returns the key as
+    revoked."""
     key = store.get_key(conn, key_ref)
     user = store.get_user(conn, key.user_id)
     if (
@@ -266,7 +270,7 @@ def revoke_key(conn: Connection, actor: Principal | None, key_ref: str) -> store
         raise Forbidden("you may only revoke your own keys or keys of an org you administer")
     store.revoke_key(conn, key.id, now_us())
     record(conn, actor, "key.revoke", target=key.id, detail={"user": user.email})
-    return key
+    return store.get_key(conn, key.id)
 
 
 def authenticate(conn: Connection, secret: str) -> Principal:
@@ -434,3 +438,26 @@ def remove_group_member(
     store.remove_group_member(conn, group.id, org.id)
     record(conn, actor, "group.member.remove", target=group.id, detail={"org": org.id})
     return store.get_group(conn, group.id)
+
+
+def users_for(conn: Connection, principal: Principal) -> list[store.UserRecord]:
+    """The users a principal may list: all (node admin), its org's (org admin), or itself."""
+    if can_administer_node(principal):
+        return store.list_users(conn)
+    found = store.list_users(conn, principal.org_id)
+    if can_administer_org(principal, principal.org_id):
+        return found
+    return [u for u in found if u.id == principal.user_id]
+
+
+def keys_for(conn: Connection, principal: Principal) -> list[store.KeyRecord]:
+    """The API keys a principal may list (by the same rule as :func:`users_for`)."""
+    if can_administer_node(principal):
+        return store.list_keys(conn)
+    return store.list_keys(conn, [u.id for u in users_for(conn, principal)])
+
+
+def groups_for(conn: Connection, principal: Principal) -> list[store.GroupRecord]:
+    """Sharing groups a principal may list: all (node admin), else its org's own and joined."""
+    org_id = None if can_administer_node(principal) else principal.org_id
+    return store.list_groups(conn, org_id)

@@ -24,8 +24,7 @@ from qalqan.api.schemas import (
 )
 from qalqan.domain.handling import TLP, Distribution
 from qalqan.domain.principal import Role
-from qalqan.errors import Forbidden, InvalidInput
-from qalqan.policy import can_administer_node, can_administer_org
+from qalqan.errors import InvalidInput
 from qalqan.store import accounts as store
 
 __all__ = ["router"]
@@ -107,13 +106,7 @@ def update_org(
 @router.get("/users", response_model=list[UserPublic], summary="Users you administer")
 def list_users(conn: DbConn, principal: CurrentPrincipal) -> list[UserPublic]:
     """Node admins see every user; org admins their org's; others themselves."""
-    if can_administer_node(principal):
-        found = store.list_users(conn)
-    elif can_administer_org(principal, principal.org_id):
-        found = store.list_users(conn, principal.org_id)
-    else:
-        found = [u for u in store.list_users(conn, principal.org_id) if u.id == principal.user_id]
-    return [UserPublic.of(u) for u in found]
+    return [UserPublic.of(u) for u in accounts.users_for(conn, principal)]
 
 
 @router.post(
@@ -130,18 +123,10 @@ def add_user(body: UserCreate, conn: DbConn, principal: CurrentPrincipal) -> Use
     return UserPublic.of(user)
 
 
-def _administered_user_ids(conn: DbConn, principal: CurrentPrincipal) -> list[str] | None:
-    if can_administer_node(principal):
-        return None
-    if can_administer_org(principal, principal.org_id):
-        return [u.id for u in store.list_users(conn, principal.org_id)]
-    return [principal.user_id] if principal.user_id else []
-
-
 @router.get("/keys", response_model=list[KeyPublic], summary="API keys you may manage")
 def list_keys(conn: DbConn, principal: CurrentPrincipal) -> list[KeyPublic]:
     """Keys are listed by prefix; the secret itself is never shown again."""
-    return [KeyPublic.of(k) for k in store.list_keys(conn, _administered_user_ids(conn, principal))]
+    return [KeyPublic.of(k) for k in accounts.keys_for(conn, principal)]
 
 
 @router.post(
@@ -168,15 +153,13 @@ def create_key(body: KeyCreate, conn: DbConn, principal: CurrentPrincipal) -> Ke
 )
 def revoke_key(key_id: str, conn: DbConn, principal: CurrentPrincipal) -> KeyPublic:
     """Requests with the key are refused from now on."""
-    accounts.revoke_key(conn, principal, key_id)
-    return KeyPublic.of(store.get_key(conn, key_id))
+    return KeyPublic.of(accounts.revoke_key(conn, principal, key_id))
 
 
 @router.get("/sharing-groups", response_model=list[GroupPublic], summary="Sharing groups")
 def list_groups(conn: DbConn, principal: CurrentPrincipal) -> list[GroupPublic]:
     """Node admins see all groups; others the groups their org owns or belongs to."""
-    org_id = None if can_administer_node(principal) else principal.org_id
-    return [GroupPublic.of(g) for g in store.list_groups(conn, org_id)]
+    return [GroupPublic.of(g) for g in accounts.groups_for(conn, principal)]
 
 
 @router.post(
@@ -209,8 +192,6 @@ def add_member(
     group_id: str, body: MemberAdd, conn: DbConn, principal: CurrentPrincipal
 ) -> GroupPublic:
     """Only the group owner's admins and node admins may change members."""
-    if not can_administer_org(principal, principal.org_id):
-        raise Forbidden("only administrators may change sharing groups")
     return GroupPublic.of(accounts.add_group_member(conn, principal, group_id, body.org))
 
 
