@@ -1,1 +1,3 @@
 """Use cases of intelligence: import, read, revoke."""
+
+__all__: list[str] = []
