@@ -3,17 +3,25 @@ QALQAN_TEST_DATABASE_URL is set), an initialised node, and an API client."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from hypothesis import settings
 
 from qalqan.api import create_app
 from qalqan.instance import Instance
 from qalqan.testing import TestNode, fresh_instance
 
 SHARED_DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
+
+# In CI, property-based tests replay the same examples every run: a submission's verdict must
+# not depend on luck. Locally they explore new examples each run.
+settings.register_profile("ci", derandomize=True, print_blob=True)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
 
 
 @pytest.fixture
