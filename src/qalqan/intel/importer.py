@@ -291,6 +291,9 @@ class _Batch:
             if any(v.owner_org_id != self.principal.org_id for v in versions)
         }
         foreign_visible = objects_store.visible_existing_ids(conn, self.principal, foreign)
+        resubmitted = objects_store.stored_contents(
+            conn, [key for c in self.candidates if (key := (c.stix_id, c.modified)) in stored]
+        )
         in_batch: dict[tuple[str, int], bytes] = {}
         fresh: list[_Candidate] = []
         for c in self.candidates:
@@ -298,9 +301,7 @@ class _Batch:
             if key in in_batch:
                 same = in_batch[key] == c.content or _same_content(in_batch[key], c.obj)
             elif key in stored:
-                same = _same_content(
-                    objects_store.stored_content(conn, c.stix_id, c.modified), c.obj
-                )
+                same = _same_content(resubmitted.get(key), c.obj)
             elif c.stix_id in foreign:
                 same = False
             else:

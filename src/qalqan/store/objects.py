@@ -33,7 +33,7 @@ __all__ = [
     "iter_latest",
     "list_latest",
     "mark_withdrawn",
-    "stored_content",
+    "stored_contents",
     "supersede",
     "versions_of",
     "visible_existing_ids",
@@ -166,11 +166,19 @@ def insert_observables(conn: Connection, rows: Sequence[tuple[Any, ...]]) -> Non
     _bulk_insert(conn, obs.name, OBSERVABLE_COLUMNS, rows)
 
 
-def stored_content(conn: Connection, stix_id: str, modified: int) -> str | None:
-    """The stored JSON of one version, whoever may see it (for write checks only)."""
-    return conn.execute(
-        select(ov.c.content).where(ov.c.stix_id == stix_id, ov.c.modified == modified)
-    ).scalar()
+def stored_contents(
+    conn: Connection, keys: Sequence[tuple[str, int]]
+) -> dict[tuple[str, int], str]:
+    """The stored JSON of these (id, modified) versions, whoever may see them (for write checks
+    only); keys not stored are left out."""
+    wanted = set(keys)
+    found: dict[tuple[str, int], str] = {}
+    for chunk in _chunks(sorted({stix_id for stix_id, _ in wanted})):
+        stmt = select(ov.c.stix_id, ov.c.modified, ov.c.content).where(ov.c.stix_id.in_(chunk))
+        for stix_id, modified, content in conn.execute(stmt):
+            if (stix_id, modified) in wanted:
+                found[stix_id, modified] = content
+    return found
 
 
 def supersede(conn: Connection, date_added: Sequence[int]) -> None:
