@@ -19,7 +19,6 @@ from urllib.parse import quote
 from sqlalchemy import text
 
 from qalqan import accounts
-from qalqan.domain.handling import TLP, Distribution
 from qalqan.domain.principal import Principal, Role
 from qalqan.instance import Instance
 from qalqan.settings import Settings
@@ -161,20 +160,3 @@ def indicator(value: str, kind: str = "ipv4-addr", **extra: Any) -> dict[str, An
 def bundle(*objects: dict[str, Any]) -> dict[str, Any]:
     """A STIX 2.1 bundle of ``objects``."""
     return {"type": "bundle", "id": stix_id("bundle"), "objects": list(objects)}
-
-
-def handling(tlp: str, distribution: str) -> tuple[TLP, Distribution]:
-    """Parse a (tlp, distribution) pair as tests write them."""
-    return TLP.parse(tlp), Distribution.parse(distribution)
-
-
-def assert_problem(response: Any, status: int, code: str) -> dict[str, Any]:
-    """Assert an HTTP response is an RFC 9457 problem with this status and code; its body."""
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith(PROBLEM_JSON)
-    body: dict[str, Any] = response.json()
-    assert body["status"] == status
-    assert body["code"] == code
-    assert isinstance(body["detail"], str)
-    assert body["detail"]
-    return body
