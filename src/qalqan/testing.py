@@ -160,3 +160,15 @@ def indicator(value: str, kind: str = "ipv4-addr", **extra: Any) -> dict[str, An
 def bundle(*objects: dict[str, Any]) -> dict[str, Any]:
     """A STIX 2.1 bundle of ``objects``."""
     return {"type": "bundle", "id": stix_id("bundle"), "objects": list(objects)}
+
+
+def assert_problem(response: Any, status: int, code: str) -> dict[str, Any]:
+    """Assert an HTTP response is an RFC 9457 problem with this status and code; its body."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith(PROBLEM_JSON)
+    body: dict[str, Any] = response.json()
+    assert body["status"] == status
+    assert body["code"] == code
+    assert isinstance(body["detail"], str)
+    assert body["detail"]
+    return body
