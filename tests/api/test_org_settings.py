@@ -95,3 +95,50 @@ def test_root_leads_to_the_api_docs(client: TestClient) -> None:
     r = client.get("/", follow_redirects=False)
     assert r.status_code in (302, 307)
     assert r.headers["location"] == "/docs"
+
+
+def test_a_disabled_users_keys_are_refused(node: TestNode, client: TestClient) -> None:
+    node.add_org("CERT-B")
+    node.add_user("admin@b.test", "CERT-B", Role.ORG_ADMIN)
+    key = node.add_user("analyst@b.test", "CERT-B")
+    user_id = node.principals["analyst@b.test"].user_id
+    analyst = {"Authorization": f"Bearer {key}"}
+    assert client.get("/api/v1/me", headers=analyst).status_code == 200
+    r = client.patch(
+        f"/api/v1/users/{user_id}", json={"disabled": True}, headers=_auth(node, "admin@b.test")
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["disabled"] is True
+    assert_problem(client.get("/api/v1/me", headers=analyst), 401, "unauthorized")
+    r = client.patch(
+        f"/api/v1/users/{user_id}", json={"disabled": False}, headers=_auth(node, "admin@b.test")
+    )
+    assert client.get("/api/v1/me", headers=analyst).status_code == 200
+
+
+def test_who_may_disable_whom(node: TestNode, client: TestClient) -> None:
+    node.add_org("CERT-B")
+    node.add_user("admin@b.test", "CERT-B", Role.ORG_ADMIN)
+    node.add_user("analyst@b.test", "CERT-B")
+    admin_a = node.principals["admin@a.test"].user_id
+    analyst_b = node.principals["analyst@b.test"].user_id
+    admin_b = node.principals["admin@b.test"].user_id
+    # Another org's admin, a plain analyst, and anyone on themselves are refused.
+    r = client.patch(
+        f"/api/v1/users/{admin_a}", json={"disabled": True}, headers=_auth(node, "admin@b.test")
+    )
+    assert_problem(r, 403, "forbidden")
+    r = client.patch(
+        f"/api/v1/users/{admin_b}", json={"disabled": True}, headers=_auth(node, "analyst@b.test")
+    )
+    assert_problem(r, 403, "forbidden")
+    r = client.patch(
+        f"/api/v1/users/{admin_a}", json={"disabled": True}, headers=_auth(node, "admin@a.test")
+    )
+    assert_problem(r, 400, "invalid_input")
+    r = client.patch(
+        f"/api/v1/users/{analyst_b}",
+        json={"disabled": "maybe"},
+        headers=_auth(node, "admin@a.test"),
+    )
+    assert_problem(r, 400, "invalid_input")

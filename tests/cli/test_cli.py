@@ -521,3 +521,15 @@ def test_audit_list_shows_who_did_what(ready: Cli) -> None:
     assert entries == sorted(entries, key=lambda e: e["id"], reverse=True)
     assert ready.init["api_key"] not in str(entries)
     assert "CERT-TJ" in ready.ok("audit", "list").stdout
+
+
+def test_user_disable_and_enable(ready: Cli) -> None:
+    ready.ok("user", "add", "soc@local.test", "--org", "Local-CERT")
+    key = ready.json("key", "create", "--user", "soc@local.test")["key"]
+    assert "disabled soc@local.test" in ready.ok("user", "disable", "soc@local.test").stdout
+    with ready.api() as client:
+        assert client.get("/api/v1/me", headers=bearer(key)).status_code == 401
+    ready.ok("user", "enable", "soc@local.test")
+    with ready.api() as client:
+        assert client.get("/api/v1/me", headers=bearer(key)).status_code == 200
+    assert "nobody@local.test" in ready.fails("user", "disable", "nobody@local.test")

@@ -50,6 +50,7 @@ __all__ = [
     "remove_group_member",
     "revoke_key",
     "set_org_defaults",
+    "set_user_disabled",
     "system_principal",
     "users_for",
     "verify_password",
@@ -461,3 +462,20 @@ def groups_for(conn: Connection, principal: Principal) -> list[store.GroupRecord
     """Sharing groups a principal may list: all (node admin), else its org's own and joined."""
     org_id = None if can_administer_node(principal) else principal.org_id
     return store.list_groups(conn, org_id)
+
+
+def set_user_disabled(
+    conn: Connection, actor: Principal | None, user_ref: str, disabled: bool
+) -> store.UserRecord:
+    """Disable or re-enable a user (its org's admins or a node admin); nobody disables
+    themselves, so a node cannot lock out its last administrator by accident."""
+    user = store.get_user(conn, user_ref)
+    if actor is not None and not can_administer_org(actor, user.org_id):
+        raise Forbidden(f"you may not change user {user.email!r}")
+    if actor is not None and actor.user_id == user.id:
+        raise InvalidInput("you cannot disable or enable yourself", field="user")
+    if actor is not None and user.role == Role.NODE_ADMIN.value and not can_administer_node(actor):
+        raise Forbidden("only a node administrator may change a node administrator")
+    store.set_user_disabled(conn, user.id, disabled)
+    record(conn, actor, "user.disable" if disabled else "user.enable", target=user.id)
+    return store.get_user(conn, user.id)

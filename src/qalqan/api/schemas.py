@@ -28,6 +28,7 @@ __all__ = [
     "OrgUpdate",
     "UserCreate",
     "UserPublic",
+    "UserUpdate",
 ]
 
 
@@ -77,6 +78,10 @@ class UserCreate(BaseModel):
     org: str = Field(description="org id or name")
     role: str = "analyst"
     password: str | None = Field(default=None, min_length=12, max_length=1000)
+
+
+class UserUpdate(BaseModel):
+    disabled: bool
 
 
 class UserPublic(BaseModel):

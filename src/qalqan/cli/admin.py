@@ -140,6 +140,22 @@ def user_list(
     console.print(table)
 
 
+@user_app.command("disable")
+def user_disable(user: str = typer.Argument(..., help="User email or id.")) -> None:
+    """Disable a user: their API keys are refused until enabled again."""
+    with transaction() as conn:
+        found = accounts.set_user_disabled(conn, None, user, True)
+    console.print(f"disabled {found.email}")
+
+
+@user_app.command("enable")
+def user_enable(user: str = typer.Argument(..., help="User email or id.")) -> None:
+    """Enable a disabled user again."""
+    with transaction() as conn:
+        found = accounts.set_user_disabled(conn, None, user, False)
+    console.print(f"enabled {found.email}")
+
+
 @key_app.command("create")
 def key_create(
     user: str = typer.Option(..., "--user", "-u", help="User email or id."),

@@ -45,6 +45,7 @@ __all__ = [
     "remove_group_member",
     "revoke_key",
     "set_org_defaults",
+    "set_user_disabled",
     "touch_key",
 ]
 
@@ -200,6 +201,11 @@ def insert_user(conn: Connection, user: UserRecord) -> None:
     """Store a user; Conflict if the email is taken."""
     values = {c.name: getattr(user, c.name) for c in _USER_COLUMNS}
     _insert(conn, insert(users).values(**values), f"user {user.email!r}")
+
+
+def set_user_disabled(conn: Connection, user_id: str, disabled: bool) -> None:
+    """Disable (or re-enable) a user: a disabled user's keys and password are refused."""
+    conn.execute(update(users).where(users.c.id == user_id).values(disabled=disabled))
 
 
 def get_user(conn: Connection, ref: str) -> UserRecord:

@@ -21,6 +21,7 @@ from qalqan.api.schemas import (
     OrgUpdate,
     UserCreate,
     UserPublic,
+    UserUpdate,
 )
 from qalqan.domain.handling import TLP, Distribution
 from qalqan.domain.principal import Role
@@ -121,6 +122,19 @@ def add_user(body: UserCreate, conn: DbConn, principal: CurrentPrincipal) -> Use
     role = _parse("role", Role.parse, body.role)
     user = accounts.add_user(conn, principal, body.email, body.org, role, body.password)
     return UserPublic.of(user)
+
+
+@router.patch(
+    "/users/{user_id}",
+    response_model=UserPublic,
+    summary="Disable or re-enable a user (org admin of that org, or node admin)",
+    responses=problem_responses(403, 404),
+)
+def update_user(
+    user_id: str, body: UserUpdate, conn: DbConn, principal: CurrentPrincipal
+) -> UserPublic:
+    """A disabled user's API keys are refused until the user is enabled again."""
+    return UserPublic.of(accounts.set_user_disabled(conn, principal, user_id, body.disabled))
 
 
 @router.get("/keys", response_model=list[KeyPublic], summary="API keys you may manage")
