@@ -104,6 +104,18 @@ def _intel(rng: random.Random, identity: str, tlp: TLP, count: int) -> list[dict
                 **common,
             }
         )
+    objects.append(
+        {
+            "type": "report",
+            "id": f"report--{_uuid(rng)}",
+            "name": f"{family} activity against member-state networks",
+            "description": f"Infrastructure of {family} seen by the reporting CERT.",
+            "report_types": ["threat-report"],
+            "published": _STAMP,
+            "object_refs": [o["id"] for o in objects],
+            **common,
+        }
+    )
     return objects
 
 
