@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 DEMO_DIR ?= .qalqan-demo
 PYTEST_ARGS ?=
 
-.PHONY: install demo test test-postgres lint format bench clean
+.PHONY: install demo test lint format bench migration clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,10 @@ format: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks
+
+# A new Alembic migration from the changes in src/qalqan/store/tables.py: make migration MSG="..."
+migration: $(STAMP)
+	$(BIN)/python -c 'import sys; from qalqan.store.migrate import new_revision; print(new_revision(sys.argv[1]))' "$(MSG)"
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache .mypy_cache .ruff_cache
