@@ -17,11 +17,12 @@ from qalqan.testing import TestNode, fresh_instance
 
 SHARED_DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
 
-# In CI, property-based tests replay the same examples every run: a submission's verdict must
-# not depend on luck. Locally they explore new examples each run.
-settings.register_profile("ci", derandomize=True, print_blob=True)
-if os.environ.get("CI"):
-    settings.load_profile("ci")
+# Property-based tests have no per-example deadline: speed is measured in benchmarks/, and a
+# loaded machine must not turn a slow example into a failure. In CI they also replay the same
+# examples every run, so a verdict never depends on luck; locally they explore new ones.
+settings.register_profile("local", deadline=None)
+settings.register_profile("ci", deadline=None, derandomize=True, print_blob=True)
+settings.load_profile("ci" if os.environ.get("CI") else "local")
 
 
 @pytest.fixture
