@@ -91,17 +91,17 @@ async def submit_objects(
     sharing_group: Annotated[str | None, Query(description="sharing group id or name")] = None,
 ) -> Response:
     """Each object is accepted or rejected on its own; handling defaults to your org's."""
-    body = await request.body()
-    document = load_document(body, "the body")
     try:
         dist = Distribution.parse(distribution) if distribution else None
     except ValueError as exc:
         raise InvalidInput(str(exc), field="distribution") from None
     handling = HandlingRequest(_parse_tlp(tlp, "tlp"), dist, sharing_group)
-    objects = objects_of(document)
+    body = await request.body()
     instance = get_instance(request)
 
     def run() -> dict[str, Any]:
+        # Parsing a large body is CPU work too: it stays off the event loop with the import.
+        objects = objects_of(load_document(body, "the body"))
         with instance.begin() as conn:
             return import_objects(conn, principal, objects, handling).to_dict()
 
