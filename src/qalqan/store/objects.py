@@ -77,6 +77,8 @@ class ObjectFilter:
 
     types: Sequence[str] | None = None
     owner_org_id: str | None = None
+    distributions: Sequence[str] | None = None
+    sharing_group_id: str | None = None
     tlps: Sequence[int] | None = None
     max_tlp: int | None = None
     added_after: int | None = None
@@ -225,6 +227,10 @@ def _visible_versions(principal: Principal) -> Select[Any]:
 def _apply(stmt: Select[Any], f: ObjectFilter) -> Select[Any]:
     if f.types:
         stmt = stmt.where(ov.c.type.in_(list(f.types)))
+    if f.distributions:
+        stmt = stmt.where(ov.c.distribution.in_(list(f.distributions)))
+    if f.sharing_group_id:
+        stmt = stmt.where(ov.c.sharing_group_id == f.sharing_group_id)
     if f.owner_org_id:
         stmt = stmt.where(ov.c.owner_org_id == f.owner_org_id)
     if f.tlps:

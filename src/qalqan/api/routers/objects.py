@@ -156,6 +156,10 @@ def list_objects(
     principal: CurrentPrincipal,
     type: Annotated[list[str] | None, Query(description="STIX type(s)")] = None,
     owner_org: Annotated[str | None, Query(description="owner org id")] = None,
+    distribution: Annotated[
+        list[str] | None, Query(description="organization, node, connected, all, sharing_group")
+    ] = None,
+    sharing_group: Annotated[str | None, Query(max_length=100, description="group id")] = None,
     tlp: Annotated[list[str] | None, Query()] = None,
     max_tlp: Annotated[str | None, Query(description="TLP ceiling")] = None,
     added_after: Annotated[str | None, Query(description="RFC 3339 timestamp")] = None,
@@ -178,6 +182,11 @@ def list_objects(
         text,
         include_revoked,
     )
+    try:
+        distributions = [Distribution.parse(d).value for d in distribution or ()]
+    except ValueError as exc:
+        raise InvalidInput(str(exc), field="distribution") from None
+    f = replace(f, distributions=distributions or None, sharing_group_id=sharing_group)
     page = reading.list_objects(conn, principal, f, cursor, limit)
     return _json({"items": [_item(v) for v in page.items], "next": page.next_cursor})
 
