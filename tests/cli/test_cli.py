@@ -533,3 +533,19 @@ def test_user_disable_and_enable(ready: Cli) -> None:
     with ready.api() as client:
         assert client.get("/api/v1/me", headers=bearer(key)).status_code == 200
     assert "nobody@local.test" in ready.fails("user", "disable", "nobody@local.test")
+
+
+def test_import_reads_standard_input(ready: Cli) -> None:
+    obj = indicator("198.51.100.90")
+    result = subprocess.run(
+        [str(QALQAN), "import", "-", "--tlp", "green", "--distribution", "node", "--json"],
+        input=orjson.dumps(bundle(obj)).decode(),
+        env=ready.env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    report = orjson.loads(result.stdout)
+    assert (report["created"], report["rejected"]) == (1, 0)
