@@ -20,7 +20,8 @@ ever catch ``QalqanError``.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar, overload
 
 __all__ = [
     "ConfigurationError",
@@ -34,7 +35,10 @@ __all__ = [
     "QalqanError",
     "StoreError",
     "Unauthorized",
+    "parse_field",
 ]
+
+T = TypeVar("T")
 
 
 class QalqanError(Exception):
@@ -119,3 +123,18 @@ class StoreError(QalqanError):
 class PeerError(QalqanError):
     code = "peer"
     status = 502
+
+
+@overload
+def parse_field(field: str, parser: Callable[[str], T], value: str) -> T: ...
+@overload
+def parse_field(field: str, parser: Callable[[str], T], value: str | None) -> T | None: ...
+def parse_field(field: str, parser: Callable[[str], T], value: str | None) -> T | None:
+    """``parser(value)``, or None when the value is absent; a ``ValueError`` from the parser
+    becomes ``InvalidInput`` naming ``field``. Every adapter reads options this way."""
+    if value is None:
+        return None
+    try:
+        return parser(value)
+    except ValueError as exc:
+        raise InvalidInput(f"{field}: {exc}", field=field) from None

@@ -7,9 +7,10 @@ from rich.table import Table
 
 from qalqan import accounts
 from qalqan.api.schemas import GroupPublic, KeyCreated, KeyPublic, OrgPublic, UserPublic
-from qalqan.cli.common import JsonOption, console, parse_option, print_json, transaction
+from qalqan.cli.common import JsonOption, console, print_json, transaction
 from qalqan.domain.handling import TLP, Distribution
 from qalqan.domain.principal import Role
+from qalqan.errors import parse_field
 from qalqan.store import accounts as store
 
 __all__ = ["group_app", "key_app", "org_app", "user_app"]
@@ -40,8 +41,8 @@ def org_add(
             None,
             name,
             country,
-            default_tlp=parse_option("default-tlp", TLP.parse, default_tlp),
-            default_distribution=parse_option(
+            default_tlp=parse_field("default-tlp", TLP.parse, default_tlp),
+            default_distribution=parse_field(
                 "default-distribution", Distribution.parse, default_distribution
             ),
         )
@@ -67,8 +68,8 @@ def org_set(
             conn,
             None,
             org,
-            tlp=parse_option("default-tlp", TLP.parse, default_tlp),
-            distribution=parse_option(
+            tlp=parse_field("default-tlp", TLP.parse, default_tlp),
+            distribution=parse_field(
                 "default-distribution", Distribution.parse, default_distribution
             ),
             sharing_group_ref=default_sharing_group,
@@ -113,7 +114,7 @@ def user_add(
     )
     with transaction() as conn:
         user = accounts.add_user(
-            conn, None, email, org, parse_option("role", Role.parse, role), secret
+            conn, None, email, org, parse_field("role", Role.parse, role), secret
         )
     if json_out:
         print_json(UserPublic.of(user).model_dump())

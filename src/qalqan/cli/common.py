@@ -14,7 +14,7 @@ from sqlalchemy import Connection, select
 
 from qalqan.accounts import system_principal
 from qalqan.domain.principal import Principal
-from qalqan.errors import ConfigurationError, InvalidInput
+from qalqan.errors import ConfigurationError
 from qalqan.instance import Instance
 from qalqan.settings import Settings
 from qalqan.store import accounts as store
@@ -26,7 +26,6 @@ __all__ = [
     "err_console",
     "open_instance",
     "org_principal",
-    "parse_option",
     "print_json",
     "transaction",
 ]
@@ -62,16 +61,6 @@ def org_principal(conn: Connection, org_ref: str | None) -> Principal:
             raise ConfigurationError("this node has no organization yet; run `qalqan init`")
         org_ref = str(first)
     return system_principal(store.get_org(conn, org_ref), conn)
-
-
-def parse_option(name: str, parser: Any, value: str | None) -> Any:
-    """Parse an option's value, turning ValueError into a clear one-line error."""
-    if value is None:
-        return None
-    try:
-        return parser(value)
-    except ValueError as exc:
-        raise InvalidInput(f"{name}: {exc}", field=name) from None
 
 
 def print_json(data: Any) -> None:

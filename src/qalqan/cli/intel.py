@@ -15,12 +15,11 @@ from qalqan.cli.common import (
     console,
     err_console,
     org_principal,
-    parse_option,
     print_json,
     transaction,
 )
 from qalqan.domain.handling import TLP, Distribution
-from qalqan.errors import InvalidInput
+from qalqan.errors import InvalidInput, parse_field
 from qalqan.intel.importer import HandlingRequest, import_objects, load_document, objects_of
 from qalqan.intel.reading import stream_bundle
 from qalqan.store.objects import ObjectFilter
@@ -55,8 +54,8 @@ def import_command(
     """Import a STIX 2.1 bundle; each object is accepted or rejected with a reason."""
     objects = objects_of(_read_document(file))
     handling = HandlingRequest(
-        parse_option("tlp", TLP.parse, tlp),
-        parse_option("distribution", Distribution.parse, distribution),
+        parse_field("tlp", TLP.parse, tlp),
+        parse_field("distribution", Distribution.parse, distribution),
         sharing_group,
     )
     with (
@@ -114,7 +113,7 @@ def export_command(
     include_revoked: bool = typer.Option(True, help="Include objects whose creator revoked them."),
 ) -> None:
     """Export the latest version of every object the org may see, as a STIX 2.1 bundle."""
-    ceiling = parse_option("max-tlp", TLP.parse, max_tlp)
+    ceiling = parse_field("max-tlp", TLP.parse, max_tlp)
     f = ObjectFilter(
         types=type_ or None,
         max_tlp=int(ceiling) if ceiling is not None else None,

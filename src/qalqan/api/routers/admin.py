@@ -25,19 +25,12 @@ from qalqan.api.schemas import (
 )
 from qalqan.domain.handling import TLP, Distribution
 from qalqan.domain.principal import Role
-from qalqan.errors import InvalidInput
+from qalqan.errors import InvalidInput, parse_field
 from qalqan.store import accounts as store
 
 __all__ = ["router"]
 
 router = APIRouter(tags=["administration"], responses=problem_responses(400, 401))
-
-
-def _parse(kind: str, parser: Any, value: str) -> Any:
-    try:
-        return parser(value)
-    except ValueError as exc:
-        raise InvalidInput(str(exc), field=kind) from None
 
 
 @router.get("/me", summary="The caller: user, org and role")
@@ -73,8 +66,8 @@ def add_org(body: OrgCreate, conn: DbConn, principal: CurrentPrincipal) -> OrgPu
         principal,
         body.name,
         body.country,
-        default_tlp=_parse("default_tlp", TLP.parse, body.default_tlp),
-        default_distribution=_parse(
+        default_tlp=parse_field("default_tlp", TLP.parse, body.default_tlp),
+        default_distribution=parse_field(
             "default_distribution", Distribution.parse, body.default_distribution
         ),
     )
@@ -95,10 +88,10 @@ def update_org(
         conn,
         principal,
         org_id,
-        tlp=_parse("default_tlp", TLP.parse, body.default_tlp) if body.default_tlp else None,
-        distribution=_parse("default_distribution", Distribution.parse, body.default_distribution)
-        if body.default_distribution
-        else None,
+        tlp=parse_field("default_tlp", TLP.parse, body.default_tlp),
+        distribution=parse_field(
+            "default_distribution", Distribution.parse, body.default_distribution
+        ),
         sharing_group_ref=body.default_sharing_group,
     )
     return OrgPublic.of(org)
@@ -119,7 +112,7 @@ def list_users(conn: DbConn, principal: CurrentPrincipal) -> list[UserPublic]:
 )
 def add_user(body: UserCreate, conn: DbConn, principal: CurrentPrincipal) -> UserPublic:
     """The password, if given, is stored as an argon2id hash."""
-    role = _parse("role", Role.parse, body.role)
+    role = parse_field("role", Role.parse, body.role)
     user = accounts.add_user(conn, principal, body.email, body.org, role, body.password)
     return UserPublic.of(user)
 

@@ -18,7 +18,7 @@ from qalqan.api.schemas import ImportResult, ObjectItem, ObjectPage, ObjectVersi
 from qalqan.domain.handling import TLP, Distribution
 from qalqan.domain.principal import Principal
 from qalqan.domain.stix import parse_timestamp
-from qalqan.errors import InvalidInput
+from qalqan.errors import parse_field
 from qalqan.intel import reading
 from qalqan.intel.importer import HandlingRequest, import_objects, load_document, objects_of
 from qalqan.store.objects import ObjectFilter, StoredVersion
@@ -39,20 +39,6 @@ def _item(version: StoredVersion) -> dict[str, Any]:
         "handling": reading.handling_of(version),
         "object": orjson.Fragment(version.content),
     }
-
-
-def _parse_tlp(value: str | None, name: str) -> TLP | None:
-    try:
-        return TLP.parse(value) if value else None
-    except ValueError as exc:
-        raise InvalidInput(str(exc), field=name) from None
-
-
-def _parse_time(value: str | None, name: str) -> int | None:
-    try:
-        return parse_timestamp(value) if value else None
-    except ValueError as exc:
-        raise InvalidInput(f"{name} {exc}", field=name) from None
 
 
 _SUBMISSION_SCHEMA = {
@@ -91,11 +77,11 @@ async def submit_objects(
     sharing_group: Annotated[str | None, Query(description="sharing group id or name")] = None,
 ) -> Response:
     """Each object is accepted or rejected on its own; handling defaults to your org's."""
-    try:
-        dist = Distribution.parse(distribution) if distribution else None
-    except ValueError as exc:
-        raise InvalidInput(str(exc), field="distribution") from None
-    handling = HandlingRequest(_parse_tlp(tlp, "tlp"), dist, sharing_group)
+    handling = HandlingRequest(
+        parse_field("tlp", TLP.parse, tlp),
+        parse_field("distribution", Distribution.parse, distribution),
+        sharing_group,
+    )
     body = await request.body()
     instance = get_instance(request)
 
@@ -129,17 +115,17 @@ def _filter(
     text: str | None,
     include_revoked: bool,
 ) -> ObjectFilter:
-    tlps = [int(t) for t in (_parse_tlp(v, "tlp") for v in tlp or ()) if t is not None]
-    ceiling = _parse_tlp(max_tlp, "max_tlp")
+    tlps = [int(parse_field("tlp", TLP.parse, v)) for v in tlp or ()]
+    ceiling = parse_field("max_tlp", TLP.parse, max_tlp)
     types = [t for part in type or () for t in part.split(",") if t]
     return ObjectFilter(
         types=types or None,
         owner_org_id=owner_org,
         tlps=tlps or None,
         max_tlp=int(ceiling) if ceiling is not None else None,
-        added_after=_parse_time(added_after, "added_after"),
-        modified_since=_parse_time(modified_since, "modified_since"),
-        modified_until=_parse_time(modified_until, "modified_until"),
+        added_after=parse_field("added_after", parse_timestamp, added_after),
+        modified_since=parse_field("modified_since", parse_timestamp, modified_since),
+        modified_until=parse_field("modified_until", parse_timestamp, modified_until),
         text=text,
         include_revoked=include_revoked,
         include_withdrawn=include_revoked,
@@ -182,11 +168,10 @@ def list_objects(
         text,
         include_revoked,
     )
-    try:
-        distributions = [Distribution.parse(d).value for d in distribution or ()]
-    except ValueError as exc:
-        raise InvalidInput(str(exc), field="distribution") from None
-    f = replace(f, distributions=distributions or None, sharing_group_id=sharing_group)
+    distributions = [parse_field("distribution", Distribution.parse, v) for v in distribution or ()]
+    f = replace(
+        f, distributions=[d.value for d in distributions] or None, sharing_group_id=sharing_group
+    )
     page = reading.list_objects(conn, principal, f, cursor, limit)
     return _json({"items": [_item(v) for v in page.items], "next": page.next_cursor})
 
