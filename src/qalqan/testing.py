@@ -22,6 +22,7 @@ from qalqan import accounts
 from qalqan.domain.principal import Principal, Role
 from qalqan.instance import Instance
 from qalqan.settings import Settings
+from qalqan.store import accounts as store
 from qalqan.store import migrate
 from qalqan.store.engine import make_engine
 
@@ -116,8 +117,6 @@ class TestNode:
     def refresh(self, email: str) -> Principal:
         """Reload a user's principal (after sharing-group changes)."""
         with self.instance.begin() as conn:
-            from qalqan.store import accounts as store
-
             principal = accounts.principal_for(conn, store.get_user(conn, email))
         self.principals[email] = principal
         return principal

@@ -321,17 +321,24 @@ def create_group(
     return group
 
 
-def add_group_member(
+def _membership_change(
     conn: Connection, actor: Principal | None, group_ref: str, org_ref: str
-) -> store.GroupRecord:
-    """Add an org to a sharing group (the group owner's admins or a node admin)."""
+) -> tuple[store.GroupRecord, store.OrgRecord]:
+    """The group and org of a membership change the actor may make."""
     group = store.get_group(conn, group_ref)
     if actor is not None and not can_administer_org(actor, group.owner_org_id):
         raise Forbidden(f"you may not change sharing group {group.name!r}")
     try:
-        org = store.get_org(conn, org_ref)
+        return group, store.get_org(conn, org_ref)
     except NotFound:
         raise InvalidInput(f"no organization {org_ref!r}", field="org") from None
+
+
+def add_group_member(
+    conn: Connection, actor: Principal | None, group_ref: str, org_ref: str
+) -> store.GroupRecord:
+    """Add an org to a sharing group (the group owner's admins or a node admin)."""
+    group, org = _membership_change(conn, actor, group_ref, org_ref)
     store.add_group_member(conn, group.id, org.id)
     record(conn, actor, "group.member.add", target=group.id, detail={"org": org.id})
     return store.get_group(conn, group.id)
@@ -430,10 +437,7 @@ def remove_group_member(
     conn: Connection, actor: Principal | None, group_ref: str, org_ref: str
 ) -> store.GroupRecord:
     """Remove an org from a sharing group; the owner org always stays."""
-    group = store.get_group(conn, group_ref)
-    if actor is not None and not can_administer_org(actor, group.owner_org_id):
-        raise Forbidden(f"you may not change sharing group {group.name!r}")
-    org = store.get_org(conn, org_ref)
+    group, org = _membership_change(conn, actor, group_ref, org_ref)
     if org.id == group.owner_org_id:
         raise InvalidInput("the owner org cannot leave its own sharing group", field="org")
     store.remove_group_member(conn, group.id, org.id)

@@ -38,12 +38,10 @@ __all__ = [
     "objects_of",
 ]
 
-# Official TLP markings (2.0, and the 1.0 ones STIX 2.1 predefines) are part of every node:
-# references to them always resolve.
-_BUILTIN_IDS = OFFICIAL_MARKING_IDS
 _WRITE_CHUNK = 5000
 
 Progress = Callable[[int], None]
+_Stored = dict[str, list[objects_store.ExistingVersion]]  # stored versions by STIX id
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,7 +184,6 @@ class _Batch:
         self.group = group
         self.report = ImportReport()
         self.candidates: list[_Candidate] = []
-        self._existing: dict[str, list[objects_store.ExistingVersion]] = {}
 
     def reject(
         self,
@@ -253,8 +250,12 @@ class _Batch:
     def drop_dangling(self, conn: Connection) -> None:
         """Refuse objects whose references resolve neither in the batch nor in the store."""
         in_batch = {c.stix_id for c in self.candidates}
-        wanted = {ref for c in self.candidates for _, ref in c.refs} - in_batch - _BUILTIN_IDS
-        known = objects_store.visible_existing_ids(conn, self.principal, wanted) | _BUILTIN_IDS
+        wanted = (
+            {ref for c in self.candidates for _, ref in c.refs} - in_batch - OFFICIAL_MARKING_IDS
+        )
+        # Official TLP markings (2.0, and the 1.0 ones STIX 2.1 predefines) always resolve.
+        known = objects_store.visible_existing_ids(conn, self.principal, wanted)
+        known |= OFFICIAL_MARKING_IDS
         while True:
             alive = {c.stix_id for c in self.candidates}
             kept: list[_Candidate] = []
@@ -275,7 +276,7 @@ class _Batch:
                 return
             self.candidates = kept
 
-    def sort_out_versions(self, conn: Connection) -> list[_Candidate]:
+    def sort_out_versions(self, conn: Connection) -> tuple[list[_Candidate], _Stored]:
         """Split candidates into new versions and ones already stored; refuse conflicts.
 
         A version already stored (or earlier in the batch) counts as unchanged when its content
@@ -328,10 +329,12 @@ class _Batch:
                     "a version with this id and modified timestamp exists with different content",
                     "conflict",
                 )
-        self._existing = existing
-        return fresh
+        return fresh, existing
 
-    def _latest_marks(self, fresh: list[_Candidate]) -> tuple[set[tuple[str, int]], list[int]]:
+    @staticmethod
+    def _latest_marks(
+        fresh: list[_Candidate], existing: _Stored
+    ) -> tuple[set[tuple[str, int]], list[int]]:
         """The new versions that become the latest of their object, and the stored versions
         (by ``date_added``) that stop being it. An older version arriving late changes nothing."""
         newest: dict[str, int] = {}
@@ -340,7 +343,7 @@ class _Batch:
         becomes_latest: set[tuple[str, int]] = set()
         superseded: list[int] = []
         for stix_id, modified in newest.items():
-            stored = self._existing.get(stix_id)
+            stored = existing.get(stix_id)
             if not stored:
                 becomes_latest.add((stix_id, modified))
             elif all(modified > v.modified for v in stored):
@@ -349,12 +352,17 @@ class _Batch:
         return becomes_latest, superseded
 
     def write(
-        self, conn: Connection, fresh: list[_Candidate], source: str, progress: Progress | None
+        self,
+        conn: Connection,
+        fresh: list[_Candidate],
+        existing: _Stored,
+        source: str,
+        progress: Progress | None,
     ) -> None:
         """Store the new versions and their observables, and move the ``latest`` marks."""
         if not fresh:
             return
-        becomes_latest, superseded = self._latest_marks(fresh)
+        becomes_latest, superseded = self._latest_marks(fresh, existing)
         first = reserve_date_added(conn, len(fresh))
         objects_store.supersede(conn, superseded)
         owner, dist, group = self.principal.org_id, self.distribution.value, self.group
@@ -448,10 +456,10 @@ def import_objects(
         # From here on writers take turns, so what is read next is what the write will meet.
         lock_writes(conn)
         batch.drop_dangling(conn)
-        fresh = batch.sort_out_versions(conn)
+        fresh, existing = batch.sort_out_versions(conn)
         if progress is not None:
             progress(examined + len(batch.candidates) - len(fresh))
-        batch.write(conn, fresh, source or f"user:{principal.user_id}", progress)
+        batch.write(conn, fresh, existing, source or f"user:{principal.user_id}", progress)
     batch.report.accepted.sort(key=lambda a: a.index)
     batch.report.rejected.sort(key=lambda r: r.index)
     record(

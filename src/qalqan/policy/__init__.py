@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement, Table, and_, false, or_
+from sqlalchemy import ColumnElement, Table, and_, or_
 
 from qalqan.domain.handling import TLP, Distribution
 from qalqan.domain.principal import Principal, Role
@@ -86,7 +86,7 @@ def visible_to(principal: Principal, versions: Table) -> ColumnElement[bool]:
                 versions.c.sharing_group_id.in_(sorted(principal.group_ids)),
             )
         )
-    return or_(*clauses) if clauses else false()
+    return or_(*clauses)
 
 
 def is_visible(principal: Principal, handling: Handling) -> bool:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, delete, insert, or_, select, update
+from sqlalchemy import Connection, Executable, delete, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from qalqan.errors import Conflict, NotFound
@@ -103,10 +103,10 @@ class GroupRecord:
     member_org_ids: tuple[str, ...]
 
 
-def _insert(conn: Connection, stmt: object, what: str) -> None:
+def _insert(conn: Connection, stmt: Executable, what: str) -> None:
     try:
         with conn.begin_nested():
-            conn.execute(stmt)  # type: ignore[call-overload]
+            conn.execute(stmt)
     except IntegrityError as exc:
         raise Conflict(f"{what} already exists") from exc
 
