@@ -12,6 +12,7 @@ The tree::
     ├── PolicyViolation            code "policy_violation" HTTP 422  (handling rules refuse it)
     ├── ConfigurationError         code "configuration"    HTTP 500
     ├── StoreError                 code "store"            HTTP 503  (database unreachable, ...)
+    ├── FetchError                 code "fetch_failed"     HTTP 502  (a feed's source failed)
     └── PeerError                  code "peer"             HTTP 502  (a federation peer failed)
 
 Third-party exceptions are translated where they enter (``raise ... from exc``), so callers only
@@ -26,6 +27,7 @@ from typing import Any, TypeVar, overload
 __all__ = [
     "ConfigurationError",
     "Conflict",
+    "FetchError",
     "Forbidden",
     "InvalidInput",
     "NotFound",
@@ -118,6 +120,13 @@ class ConfigurationError(QalqanError):
 class StoreError(QalqanError):
     code = "store"
     status = 503
+
+
+class FetchError(QalqanError):
+    """A feed's source could not be read: unreachable, an HTTP error, a timeout, too large."""
+
+    code = "fetch_failed"
+    status = 502
 
 
 class PeerError(QalqanError):

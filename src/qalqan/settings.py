@@ -24,8 +24,21 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=100 * 1024 * 1024, ge=1024, description="Request limit.")
     page_size_default: int = Field(default=100, ge=1, le=10_000)
     page_size_max: int = Field(default=1000, ge=1, le=100_000)
+    warninglist_cache: Path | None = Field(
+        default=None,
+        description="Where the compiled warninglists are cached; default: the data dir's cache/.",
+    )
+    feed_timeout: float = Field(default=60.0, gt=0, description="Seconds a feed fetch may take.")
+    feed_max_bytes: int = Field(
+        default=1 << 30, ge=1024, description="Largest feed resource fetched, in bytes."
+    )
     env: str = Field(default="dev", description="dev, test or production")
     log_level: str = "info"
+
+    @property
+    def resolved_warninglist_cache(self) -> Path:
+        """The directory of the compiled warninglists."""
+        return self.warninglist_cache or self.data_dir / "cache"
 
     @property
     def resolved_database_url(self) -> str:

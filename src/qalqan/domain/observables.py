@@ -129,6 +129,10 @@ _REFANG_RULES: Final[tuple[tuple[re.Pattern[str], str], ...]] = (
 )
 
 
+# Every rule above needs one of these; most values have none and skip the rules.
+_DEFANG_HINT_RE: Final = re.compile(r"[\[({\\]|xps?://", re.IGNORECASE)
+
+
 def _show(raw: str) -> str:
     """``raw`` quoted for a message, cut short so one huge value cannot flood a report."""
     return repr(raw if len(raw) <= 100 else raw[:97] + "...")
@@ -377,6 +381,8 @@ def refang(text: str) -> str:
     A bare `` dot `` is left alone; only bracketed forms such as ``[dot]`` are rewritten.
     """
     text = text.strip()
+    if _DEFANG_HINT_RE.search(text) is None:
+        return text
     for rule, replacement in _REFANG_RULES:
         text = rule.sub(replacement, text)
     return text

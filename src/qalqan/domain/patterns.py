@@ -25,7 +25,7 @@ from stix2patterns.validator import run_validator
 
 from qalqan.domain.observables import InvalidObservable, Observable, from_sco_property, hash_kind
 
-__all__ = ["PatternInfo", "analyze", "validate"]
+__all__ = ["PatternInfo", "analyze", "pattern_of", "validate"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,3 +163,25 @@ def analyze(pattern: str) -> PatternInfo:
     refuses gives no observables; use :func:`validate` to learn why.
     """
     return _examine(pattern)[1]
+
+
+_PATH_OF_KIND: Final[dict[str, str]] = {
+    "domain": "domain-name:value",
+    "url": "url:value",
+    "email": "email-addr:value",
+    "md5": "file:hashes.MD5",
+    "sha1": "file:hashes.'SHA-1'",
+    "sha256": "file:hashes.'SHA-256'",
+    "sha512": "file:hashes.'SHA-512'",
+}
+
+
+def pattern_of(observable: Observable) -> str:
+    """The one-comparison STIX pattern that matches ``observable`` (a canonical value), e.g.
+    ``[ipv4-addr:value = '203.0.113.0/24']``; :func:`analyze` reads it back to the same value."""
+    if observable.kind in ("ip", "cidr"):
+        path = "ipv6-addr:value" if ":" in observable.value else "ipv4-addr:value"
+    else:
+        path = _PATH_OF_KIND[observable.kind]
+    literal = observable.value.replace("\\", "\\\\").replace("'", "\\'")
+    return f"[{path} = '{literal}']"

@@ -13,6 +13,7 @@ and carry on with the rest of a bundle.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ __all__ = [
     "format_timestamp",
     "object_kind",
     "parse_timestamp",
+    "random_ids",
     "references",
 ]
 
@@ -644,3 +646,21 @@ def check_bundle(doc: object) -> list[Problem]:
     elif not isinstance(doc["objects"], list):
         problems.append(Problem("objects", f"must be a list, got {_show(doc['objects'])}"))
     return problems
+
+
+def random_ids(type_name: str, count: int) -> list[str]:
+    """``count`` new identifiers ``<type_name>--<UUIDv4>``, in ascending order.
+
+    Drawn from one read of the system's random source rather than a call per id, which is
+    several times faster for the batches feeds create; sorted, so an index on ids grows in order.
+    """
+    raw = bytearray(os.urandom(16 * count))
+    raw[6::16] = bytes((b & 0x0F) | 0x40 for b in raw[6::16])
+    raw[8::16] = bytes((b & 0x3F) | 0x80 for b in raw[8::16])
+    text = raw.hex()
+    prefix = f"{type_name}--"
+    return sorted(
+        f"{prefix}{text[i : i + 8]}-{text[i + 8 : i + 12]}-{text[i + 12 : i + 16]}-"
+        f"{text[i + 16 : i + 20]}-{text[i + 20 : i + 32]}"
+        for i in range(0, 32 * count, 32)
+    )

@@ -400,7 +400,7 @@ class _Batch:
                     )
                 )
                 observables.extend(
-                    (date_added, o.kind, o.value, o.ip_start, o.ip_end) for o in c.observables
+                    (date_added, o.kind, o.value, o.ip_start, o.ip_end, None) for o in c.observables
                 )
                 self.report.accepted.append(Acceptance(c.index, c.stix_id, "created"))
             objects_store.insert_versions(conn, rows)

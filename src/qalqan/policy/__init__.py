@@ -24,6 +24,9 @@ __all__ = [
     "exportable",
     "handling_problem",
     "is_visible",
+    "may_manage_feed",
+    "may_read_server_files",
+    "may_run_feed",
     "may_write",
     "releasable_to_peer",
     "visible_to",
@@ -117,6 +120,24 @@ def can_administer_org(principal: Principal, org_id: str) -> bool:
     return principal.role is Role.NODE_ADMIN or (
         principal.role is Role.ORG_ADMIN and principal.org_id == org_id
     )
+
+
+def may_manage_feed(principal: Principal, owner_org_id: str) -> bool:
+    """May the principal add, change or remove a feed owned by ``owner_org_id``?"""
+    return can_administer_org(principal, owner_org_id)
+
+
+def may_run_feed(principal: Principal, owner_org_id: str) -> bool:
+    """May the principal see a feed owned by ``owner_org_id`` and start a run of it?"""
+    return principal.role is Role.NODE_ADMIN or (
+        principal.org_id == owner_org_id and principal.role in (Role.ORG_ADMIN, Role.ANALYST)
+    )
+
+
+def may_read_server_files(principal: Principal) -> bool:
+    """May the principal point a feed at a ``file://`` path of the server? Node admins only:
+    the path is read with the server's rights."""
+    return principal.role is Role.NODE_ADMIN
 
 
 def releasable_to_peer(

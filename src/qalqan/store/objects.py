@@ -31,8 +31,10 @@ __all__ = [
     "insert_observables",
     "insert_versions",
     "iter_latest",
+    "latest_versions",
     "list_latest",
     "mark_withdrawn",
+    "observables_of",
     "stored_contents",
     "supersede",
     "versions_of",
@@ -136,7 +138,14 @@ VERSION_COLUMNS: tuple[str, ...] = (
     "sharing_group_id",
     "source",
 )
-OBSERVABLE_COLUMNS: tuple[str, ...] = ("version_id", "kind", "value", "ip_start", "ip_end")
+OBSERVABLE_COLUMNS: tuple[str, ...] = (
+    "version_id",
+    "kind",
+    "value",
+    "ip_start",
+    "ip_end",
+    "warninglist",
+)
 
 
 def _bulk_insert(
@@ -180,6 +189,34 @@ def stored_contents(
         for stix_id, modified, content in conn.execute(stmt):
             if (stix_id, modified) in wanted:
                 found[stix_id, modified] = content
+    return found
+
+
+def latest_versions(conn: Connection, stix_ids: Sequence[str]) -> dict[str, tuple[int, bool, str]]:
+    """``(date_added, revoked, content)`` of the latest version of each of these ids, whoever
+    may see them (for writers that add versions of their own objects)."""
+    found: dict[str, tuple[int, bool, str]] = {}
+    for chunk in _chunks(stix_ids):
+        stmt = select(ov.c.stix_id, ov.c.date_added, ov.c.revoked, ov.c.content).where(
+            ov.c.stix_id.in_(chunk), ov.c.is_latest.is_(True)
+        )
+        for stix_id, date_added, revoked, content in conn.execute(stmt):
+            found[stix_id] = (date_added, revoked, content)
+    return found
+
+
+def observables_of(
+    conn: Connection, date_added: Sequence[int]
+) -> dict[int, list[tuple[str, str, str | None, str | None, str | None]]]:
+    """The observable rows (kind, value, ip_start, ip_end, warninglist) of these versions."""
+    found: dict[int, list[tuple[str, str, str | None, str | None, str | None]]] = {}
+    cols = (obs.c.version_id, obs.c.kind, obs.c.value, obs.c.ip_start, obs.c.ip_end)
+    for i in range(0, len(date_added), _CHUNK):
+        stmt = select(*cols, obs.c.warninglist).where(
+            obs.c.version_id.in_(date_added[i : i + _CHUNK])
+        )
+        for version_id, kind, value, ip_start, ip_end, listed in conn.execute(stmt):
+            found.setdefault(version_id, []).append((kind, value, ip_start, ip_end, listed))
     return found
 
 

@@ -25,6 +25,9 @@ from sqlalchemy import (
 __all__ = [
     "api_keys",
     "audit_log",
+    "feed_runs",
+    "feed_values",
+    "feeds",
     "metadata",
     "nodes",
     "object_versions",
@@ -33,6 +36,7 @@ __all__ = [
     "sharing_group_members",
     "sharing_groups",
     "users",
+    "warninglists",
 ]
 
 metadata = MetaData(
@@ -158,6 +162,7 @@ observables = Table(
     Column("value", Text, nullable=False),
     Column("ip_start", String(32), nullable=True),
     Column("ip_end", String(32), nullable=True),
+    Column("warninglist", String(200), nullable=True, comment="the warninglist it is on, if any"),
     Index("ix_observables_value", "value"),
     Index("ix_observables_kind_ip", "kind", "ip_start"),
 )
@@ -177,4 +182,86 @@ audit_log = Table(
     ),
     Column("hash", String(64), nullable=True),
     Index("ix_audit_log_at", "at"),
+)
+
+feeds = Table(
+    "feeds",
+    metadata,
+    Column("id", String(UUID_LEN), primary_key=True),
+    Column("name", String(100), nullable=False, unique=True),
+    Column("source", String(30), nullable=False),
+    Column("url", Text, nullable=False),
+    Column("options", Text, nullable=False, default="{}", comment="JSON, the source's options"),
+    Column("owner_org_id", String(UUID_LEN), ForeignKey("orgs.id"), nullable=False, index=True),
+    Column("tlp", SmallInteger, nullable=False),
+    Column("distribution", String(20), nullable=False),
+    Column("sharing_group_id", String(UUID_LEN), ForeignKey("sharing_groups.id"), nullable=True),
+    Column("confidence", SmallInteger, nullable=True),
+    Column("schedule_seconds", Integer, nullable=True, comment="run every N s; null: by hand"),
+    Column("expire_after_seconds", BigInteger, nullable=True, comment="null: never expire"),
+    Column("on_warninglist", String(10), nullable=False, default="flag"),
+    Column("enabled", Boolean, nullable=False, default=True),
+    Column("state", Text, nullable=False, default="{}", comment="JSON, the source's cursors"),
+    Column("fingerprint", String(64), nullable=True, comment="of the last complete run's input"),
+    Column("created_at", BigInteger, nullable=False),
+    Column("created_by", String(UUID_LEN), nullable=True),
+    Column("next_run_at", BigInteger, nullable=True),
+    Column("lease_owner", String(100), nullable=True, comment="the worker running it now"),
+    Column("lease_until", BigInteger, nullable=True),
+    Index("ix_feeds_due", "enabled", "next_run_at"),
+)
+
+feed_runs = Table(
+    "feed_runs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("feed_id", String(UUID_LEN), ForeignKey("feeds.id", ondelete="CASCADE"), nullable=False),
+    Column("started_at", BigInteger, nullable=False),
+    Column("finished_at", BigInteger, nullable=True),
+    Column("status", String(10), nullable=False, comment="running, ok or failed"),
+    Column("trigger", String(20), nullable=False, comment="cli, api or schedule"),
+    Column("new", Integer, nullable=False, default=0),
+    Column("updated", Integer, nullable=False, default=0),
+    Column("unchanged", Integer, nullable=False, default=0),
+    Column("expired", Integer, nullable=False, default=0),
+    Column("warninglisted", Integer, nullable=False, default=0),
+    Column("dropped", Integer, nullable=False, default=0),
+    Column("duplicates", Integer, nullable=False, default=0),
+    Column("rejected", Integer, nullable=False, default=0),
+    Column("errors", Text, nullable=False, default="[]", comment="JSON, the first rejects"),
+    Column("error", Text, nullable=True, comment="why the run failed"),
+    Index("ix_feed_runs_feed", "feed_id", "id"),
+)
+
+feed_values = Table(
+    "feed_values",
+    metadata,
+    # A 64-bit digest of (feed, kind, value): a small integer key keeps the index that every
+    # lookup and insert of a feed run touches at random compact (see store.feeds.value_key).
+    Column("key_hash", BigInteger, primary_key=True, autoincrement=False),
+    Column("feed_id", String(UUID_LEN), ForeignKey("feeds.id", ondelete="CASCADE"), nullable=False),
+    Column("value", Text, nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("stix_id", String(300), nullable=False),
+    Column("first_seen", BigInteger, nullable=False),
+    Column("last_seen", BigInteger, nullable=False),
+    Column("expired", Boolean, nullable=False, default=False),
+    Column("warninglist", String(200), nullable=True),
+    Column("digest", String(32), nullable=False, comment="of what the feed said about it"),
+    Column("origin", String(200), nullable=True, comment="the event or report it came from"),
+    # A run inserts one feed's values together, so this index grows at one place, not at random.
+    Index("ix_feed_values_feed", "feed_id", "origin"),
+)
+
+warninglists = Table(
+    "warninglists",
+    metadata,
+    Column("id", String(UUID_LEN), primary_key=True),
+    Column("name", String(200), nullable=False, unique=True),
+    Column("type", String(20), nullable=False),
+    Column("kinds", String(200), nullable=False, comment="comma-separated observable kinds"),
+    Column("description", Text, nullable=False, default=""),
+    Column("entries", Text, nullable=False, comment="JSON list"),
+    Column("created_at", BigInteger, nullable=False),
+    Column("created_by", String(UUID_LEN), nullable=True),
 )
