@@ -4,6 +4,7 @@ QALQAN_TEST_DATABASE_URL is set), an initialised node, and an API client."""
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,6 +15,12 @@ from hypothesis import settings
 from qalqan.api import create_app
 from qalqan.instance import Instance
 from qalqan.testing import TestNode, fresh_instance
+
+# Compiling MISP's warninglists takes seconds: every test (and every CLI it starts) shares one
+# compiled cache instead of building its own in its data dir.
+os.environ.setdefault(
+    "QALQAN_WARNINGLIST_CACHE", str(Path(tempfile.gettempdir()) / "qalqan-test-warninglists")
+)
 
 SHARED_DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
 

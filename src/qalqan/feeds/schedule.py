@@ -1,0 +1,95 @@
+"""Scheduled feed runs: in a thread of ``qalqan serve`` (embedded mode) or in ``qalqan worker``
+processes (production). Several workers may poll at once: a feed's lease, taken in one UPDATE,
+makes sure only one of them runs it."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+
+from qalqan.errors import Conflict, QalqanError
+from qalqan.feeds import subscriptions
+from qalqan.feeds.pipeline import RunReport
+from qalqan.instance import Instance
+from qalqan.intel.custom_warninglists import index_for
+from qalqan.store import feeds as store
+from qalqan.store.clock import now_us
+
+__all__ = ["Scheduler", "run_due", "work"]
+
+log = logging.getLogger("qalqan.feeds")
+
+OnReport = Callable[[RunReport], None]
+
+
+def run_due(
+    instance: Instance, worker: str, stop: threading.Event | None = None
+) -> list[RunReport]:
+    """Run every feed that is due and not running elsewhere; returns the reports."""
+    with instance.begin() as conn:
+        due = store.due_feed_ids(conn, now_us())
+    if not due:
+        return []
+    index = index_for(instance)
+    reports = []
+    for feed_id in due:
+        if stop is not None and stop.is_set():
+            break
+        try:
+            reports.append(
+                subscriptions.run_now(
+                    instance, None, feed_id, index, trigger="schedule", worker=worker
+                )
+            )
+        except Conflict:
+            continue  # another worker took it first
+    return reports
+
+
+def work(
+    instance: Instance,
+    worker: str,
+    stop: threading.Event,
+    *,
+    interval: float,
+    once: bool = False,
+    on_report: OnReport | None = None,
+) -> None:
+    """Poll for due feeds every ``interval`` seconds until ``stop`` is set."""
+    while not stop.is_set():
+        try:
+            for report in run_due(instance, worker, stop):
+                log.info("feed %s: %s %s", report.feed, report.status, report.counts)
+                if on_report is not None:
+                    on_report(report)
+        except QalqanError as exc:
+            log.error("scheduled feeds: %s", exc.detail)
+        if once:
+            return
+        stop.wait(interval)
+
+
+class Scheduler:
+    """A background thread running due feeds, for ``qalqan serve`` in embedded mode."""
+
+    def __init__(self, instance: Instance, *, interval: float = 30.0, name: str = "embedded"):
+        self.instance = instance
+        self.interval = interval
+        self.worker = f"{name}-{threading.get_native_id()}"
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="qalqan-feeds", daemon=True)
+
+    def _loop(self) -> None:
+        try:
+            work(self.instance, self.worker, self._stop, interval=self.interval)
+        except Exception:
+            log.exception("the feed scheduler stopped")
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
