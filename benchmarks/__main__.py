@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from benchmarks import import_bulk, objects_page, observable_lookup
+from benchmarks import feed_ingest, import_bulk, objects_page, observable_lookup, warninglist_check
 from benchmarks._common import Context, Row
 
 Benchmark = Callable[[Context], list[Row]]
@@ -19,6 +19,9 @@ BENCHMARKS: dict[str, Benchmark] = {
     import_bulk.NAME: import_bulk.run,
     objects_page.NAME: objects_page.run,
     observable_lookup.NAME: observable_lookup.run,
+    feed_ingest.NAME: feed_ingest.run,
+    feed_ingest.MEMORY_NAME: feed_ingest.run_memory,
+    warninglist_check.NAME: warninglist_check.run,
 }
 
 

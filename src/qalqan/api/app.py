@@ -11,7 +11,7 @@ from fastapi.responses import RedirectResponse
 from qalqan import __version__
 from qalqan.api.limits import BodyLimit
 from qalqan.api.problems import install_handlers
-from qalqan.api.routers import admin, health, objects
+from qalqan.api.routers import admin, feeds, health, objects
 from qalqan.instance import Instance
 from qalqan.settings import Settings
 
@@ -31,7 +31,7 @@ def create_app(instance: Instance) -> FastAPI:
     )
     app.state.instance = instance
     install_handlers(app)
-    for module in (health, objects, admin):
+    for module in (health, objects, admin, feeds):
         app.include_router(module.router, prefix=API_PREFIX)
 
     @app.get("/", include_in_schema=False)

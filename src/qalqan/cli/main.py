@@ -10,6 +10,7 @@ from qalqan import __version__
 from qalqan.cli.admin import group_app, key_app, org_app, user_app
 from qalqan.cli.audit import audit_app
 from qalqan.cli.common import err_console
+from qalqan.cli.feeds import feed_app, warninglist_app, worker_command
 from qalqan.cli.intel import export_command, import_command
 from qalqan.cli.node import demo_command, init_command, serve_command
 from qalqan.errors import QalqanError
@@ -27,6 +28,7 @@ app = typer.Typer(
 app.command("init")(init_command)
 app.command("serve")(serve_command)
 app.command("demo")(demo_command)
+app.command("worker")(worker_command)
 app.command("import")(import_command)
 app.command("export")(export_command)
 app.add_typer(org_app, name="org")
@@ -34,6 +36,8 @@ app.add_typer(user_app, name="user")
 app.add_typer(key_app, name="key")
 app.add_typer(group_app, name="group")
 app.add_typer(audit_app, name="audit")
+app.add_typer(feed_app, name="feed")
+app.add_typer(warninglist_app, name="warninglist")
 
 
 def _version(value: bool) -> None:

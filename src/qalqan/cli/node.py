@@ -61,20 +61,33 @@ def serve_command(
     host: str = typer.Option("127.0.0.1", help="Address to listen on."),
     port: int = typer.Option(8000, help="Port to listen on."),
     workers: int = typer.Option(1, min=1, help="Worker processes (PostgreSQL only)."),
+    feeds: bool = typer.Option(
+        True,
+        help="Run scheduled feeds in this process (with one worker; production runs "
+        "`qalqan worker` instead).",
+    ),
 ) -> None:
     """Serve the REST API (OpenAPI docs at /docs)."""
     # The web stack loads only for this command: the others start faster without it.
     import uvicorn
 
     from qalqan.api import create_app
+    from qalqan.feeds.schedule import Scheduler
 
     instance = open_instance()
     log_level = instance.settings.log_level
     console.print(f"serving on http://{host}:{port} (API docs at /docs)")
     if workers == 1:
-        uvicorn.run(
-            create_app(instance), host=host, port=port, log_level=log_level, access_log=False
-        )
+        scheduler = Scheduler(instance) if feeds else None
+        if scheduler is not None:
+            scheduler.start()
+        try:
+            uvicorn.run(
+                create_app(instance), host=host, port=port, log_level=log_level, access_log=False
+            )
+        finally:
+            if scheduler is not None:
+                scheduler.stop()
         return
     if instance.engine.dialect.name == "sqlite":
         raise ConfigurationError("several workers need PostgreSQL; SQLite serves one")
@@ -122,4 +135,4 @@ def demo_command(
         f'  curl -H "Authorization: Bearer {admin_key}" http://{host}:{port}/api/v1/objects',
     )
     if serve:
-        serve_command(host=host, port=port, workers=1)
+        serve_command(host=host, port=port, workers=1, feeds=True)
