@@ -648,19 +648,27 @@ def check_bundle(doc: object) -> list[Problem]:
     return problems
 
 
-def random_ids(type_name: str, count: int) -> list[str]:
+def random_ids(type_name: str, count: int, prefix: bytes | None = None) -> list[str]:
     """``count`` new identifiers ``<type_name>--<UUIDv4>``, in ascending order.
 
     Drawn from one read of the system's random source rather than a call per id, which is
-    several times faster for the batches feeds create; sorted, so an index on ids grows in order.
+    several times faster for the batches feeds create; sorted, so an index on ids grows in
+    order. ``prefix`` (up to 6 random bytes the caller drew once) starts every UUID of the
+    call: ids written together then also sit together in the id index instead of at random
+    places all over it, and the other 74 random bits keep them unique.
     """
     raw = bytearray(os.urandom(16 * count))
+    if prefix:
+        if len(prefix) > 6:
+            raise ValueError("an id prefix is at most 6 bytes")
+        for start in range(len(prefix)):
+            raw[start::16] = prefix[start : start + 1] * count
     raw[6::16] = bytes((b & 0x0F) | 0x40 for b in raw[6::16])
     raw[8::16] = bytes((b & 0x3F) | 0x80 for b in raw[8::16])
     text = raw.hex()
-    prefix = f"{type_name}--"
+    head = f"{type_name}--"
     return sorted(
-        f"{prefix}{text[i : i + 8]}-{text[i + 8 : i + 12]}-{text[i + 12 : i + 16]}-"
+        f"{head}{text[i : i + 8]}-{text[i + 8 : i + 12]}-{text[i + 12 : i + 16]}-"
         f"{text[i + 16 : i + 20]}-{text[i + 20 : i + 32]}"
         for i in range(0, 32 * count, 32)
     )

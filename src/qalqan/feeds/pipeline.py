@@ -22,18 +22,16 @@ import orjson
 from sqlalchemy import Connection
 
 from qalqan.domain.handling import TLP, Distribution, marking_object, tlp_from_marking_id
-from qalqan.domain.observables import InvalidObservable, Observable, parse_value
-from qalqan.domain.patterns import pattern_of
 from qalqan.domain.principal import Principal, Role
-from qalqan.domain.stix import format_timestamp, random_ids
+from qalqan.domain.stix import format_timestamp
 from qalqan.errors import QalqanError
 from qalqan.feeds.fetch import FetchLimits
-from qalqan.feeds.items import Context, Document, Reject, StixObject, Unchanged, Value
+from qalqan.feeds.items import Document, Reject, StixObject, Unchanged, Value
 from qalqan.feeds.sources import Job, Source, make_source
+from qalqan.feeds.values import BackgroundWriter, Counts, ValueBatches
 from qalqan.instance import Instance
-from qalqan.intel.importer import HandlingRequest, import_objects
-from qalqan.intel.warninglists import WarninglistHit, WarninglistIndex
-from qalqan.policy import handling_problem
+from qalqan.intel.importer import HandlingRequest, collector_paused, import_objects
+from qalqan.intel.warninglists import WarninglistIndex
 from qalqan.store import accounts as accounts_store
 from qalqan.store import feeds as feeds_store
 from qalqan.store import objects as objects_store
@@ -41,7 +39,7 @@ from qalqan.store.clock import lock_writes, now_us, reserve_date_added
 
 __all__ = ["RunReport", "run_feed"]
 
-VALUE_BATCH = 50_000
+VALUE_BATCH = 100_000
 OBJECT_BATCH = 2_000
 MAX_ERRORS_KEPT = 1000
 
@@ -87,35 +85,6 @@ class RunReport:
         }
 
 
-@dataclass(slots=True)
-class _Fresh:
-    """A value that becomes a new indicator version in this batch."""
-
-    observable: Observable
-    value: Value
-    key: int
-    tlp: TLP
-    hit: WarninglistHit | None
-    digest: str
-    stored: feeds_store.FeedValue | None  # None: a new value
-
-
-def _context_digest(context: Context, tlp: TLP, hit: WarninglistHit | None) -> str:
-    material = orjson.dumps(
-        [
-            context.labels,
-            context.description,
-            context.first_seen,
-            context.confidence,
-            int(tlp),
-            context.detect,
-            context.extra,
-            hit.list_name if hit else None,
-        ]
-    )
-    return hashlib.blake2b(material, digest_size=16).hexdigest()
-
-
 class _Run:
     """The state of one run of one feed."""
 
@@ -136,9 +105,6 @@ class _Run:
         self.stamp = format_timestamp(self.now)
         self.source_tag = f"feed:{feed.id}"
         self.distribution = Distribution(feed.distribution)
-        self.tlp = TLP(feed.tlp)
-        self.markings = {level: [marking_object(level)["id"]] for level in TLP}
-        self.stamps: dict[int, str] = {}
         with instance.begin() as conn:
             org = accounts_store.get_org(conn, feed.owner_org_id)
             self.principal = Principal(
@@ -149,182 +115,38 @@ class _Run:
             )
         self.identity = org.identity_id
         self.documents: list[Document] = []
-        self._digests: dict[tuple[Context, TLP, str | None], str] = {}
+        self.values = ValueBatches(
+            instance,
+            feed,
+            self.identity,
+            self.now,
+            warninglists,
+            Counts(report.counts),
+            report.reject,
+        )
+        self.writer: BackgroundWriter | None = None
 
     # -- values ---------------------------------------------------------------------------
 
-    def _digest(self, context: Context, tlp: TLP, hit: WarninglistHit | None) -> str:
-        key = (context, tlp, hit.list_name if hit else None)
-        digest = self._digests.get(key)
-        if digest is None:
-            if len(self._digests) > 50_000:
-                self._digests.clear()
-            digest = self._digests[key] = _context_digest(context, tlp, hit)
-        return digest
-
     def store_values(self, batch: list[Value]) -> None:
-        """Normalize, check, deduplicate and store one batch of values."""
-        counts, feed, report = self.report.counts, self.feed, self.report
-        found: dict[tuple[str, str], tuple[Observable, Value]] = {}
-        for item in batch:
-            try:
-                observable = parse_value(item.raw, item.kind)
-            except InvalidObservable as exc:
-                report.reject(item.line, str(exc), "value", item.raw)
-                continue
-            pair = (observable.kind, observable.value)
-            if pair in found:
-                counts["duplicates"] += 1
-            else:
-                found[pair] = (observable, item)
-        pairs = list(found)
-        hits = self.warninglists.check_many([k for k, _ in pairs], [v for _, v in pairs])
-        value_key, feed_id = feeds_store.value_key, feed.id
-        keys = [value_key(feed_id, kind, value) for kind, value in pairs]
-        with self.instance.begin() as conn:
-            lock_writes(conn)
-            stored = feeds_store.lookup_values(conn, keys)
-            fresh: list[_Fresh] = []
-            touched: list[int] = []
-            drop = feed.on_warninglist == "drop"
-            for pair, key, hit in zip(pairs, keys, hits, strict=True):
-                observable, item = found[pair]
-                context = item.context
-                if hit is not None:
-                    counts["warninglisted"] += 1
-                    if drop:
-                        counts["dropped"] += 1
-                        continue
-                tlp = self.tlp
-                if context.tlp is not None and context.tlp > tlp:
-                    tlp = context.tlp
-                    why = handling_problem(tlp, self.distribution, feed.sharing_group_id)
-                    if why is not None:
-                        report.reject(item.line, why, "tlp", item.raw)
-                        continue
-                digest = self._digest(context, tlp, hit)
-                known = stored.get(key)
-                if known is not None and (known.kind, known.value) != pair:
-                    report.reject(item.line, "its storage key collides with another value")
-                elif known is None:
-                    fresh.append(_Fresh(observable, item, key, tlp, hit, digest, None))
-                elif known.last_seen == self.now:
-                    counts["duplicates"] += 1
-                elif known.expired or known.digest != digest:
-                    fresh.append(_Fresh(observable, item, key, tlp, hit, digest, known))
-                else:
-                    counts["unchanged"] += 1
-                    touched.append(key)
-            feeds_store.touch_values(conn, touched, self.now)
-            self._write(conn, fresh)
+        """Prepare a batch here and hand it to the writer thread."""
+        prepared = self.values.prepare(batch)
+        if self.writer is None:
+            self.writer = BackgroundWriter()
+        self.writer.submit(lambda: self.values.write(prepared))
         if self.progress is not None:
             self.progress(len(batch))
 
-    def _timestamp(self, micros: int) -> str:
-        """STIX form of a time; the few distinct times of a run are formatted once."""
-        text = self.stamps.get(micros)
-        if text is None:
-            if len(self.stamps) > 10_000:
-                self.stamps.clear()
-            text = self.stamps[micros] = format_timestamp(micros)
-        return text
+    def settle(self) -> None:
+        """Wait for the writer: what comes next reads or writes what it wrote."""
+        if self.writer is not None:
+            self.writer.drain()
 
-    def _indicator(self, f: _Fresh, stix_id: str, created: int) -> dict[str, Any]:
-        context, value = f.value.context, f.observable.value
-        valid_from = min(context.first_seen or self.now, self.now)
-        obj: dict[str, Any] = {
-            "type": "indicator",
-            "spec_version": "2.1",
-            "id": stix_id,
-            "created": self._timestamp(created),
-            "modified": self.stamp,
-            "created_by_ref": self.identity,
-            "name": value if len(value) <= 200 else value[:197] + "...",
-            "indicator_types": ["malicious-activity"],
-            "pattern": pattern_of(f.observable),
-            "pattern_type": "stix",
-            "valid_from": self._timestamp(valid_from),
-            "object_marking_refs": self.markings[f.tlp],
-        }
-        confidence = context.confidence if context.confidence is not None else self.feed.confidence
-        if confidence is not None:
-            obj["confidence"] = confidence
-        if context.labels:
-            obj["labels"] = list(context.labels)
-        if context.description:
-            obj["description"] = context.description
-        if context.extra:
-            obj["x_qalqan_context"] = dict(context.extra)
-        if not context.detect:
-            obj["x_qalqan_detect"] = False
-        if f.hit is not None:
-            obj["x_qalqan_warninglist"] = {"list": f.hit.list_name, "reason": f.hit.reason}
-        return obj
-
-    def _write(self, conn: Connection, fresh: list[_Fresh]) -> None:
-        if not fresh:
-            return
-        counts, feed = self.report.counts, self.feed
-        previous = objects_store.latest_versions(
-            conn, [f.stored.stix_id for f in fresh if f.stored is not None]
-        )
-        # In value order with ids drawn in ascending order: the value, id and key indexes each
-        # receive the batch as a sorted run instead of at random places.
-        fresh.sort(key=lambda f: f.observable.value)
-        new_ids = iter(random_ids("indicator", sum(1 for f in fresh if f.stored is None)))
-        writes: list[tuple[_Fresh, str, int]] = []
-        for f in fresh:
-            if f.stored is None:
-                writes.append((f, next(new_ids), self.now))
-            elif previous.get(f.stored.stix_id, (0, True, ""))[1]:
-                # Revoked by its owner since: the feed does not bring it back.
-                counts["unchanged"] += 1
-            else:
-                writes.append((f, f.stored.stix_id, f.stored.first_seen))
-        first = reserve_date_added(conn, len(writes)) if writes else 0
-        objects_store.supersede(
-            conn,
-            [previous[f.stored.stix_id][0] for f, _, _ in writes if f.stored is not None],
-        )
-        versions: list[tuple[Any, ...]] = []
-        observables: list[tuple[Any, ...]] = []
-        new_values: list[feeds_store.FeedValue] = []
-        changed_values: list[feeds_store.FeedValue] = []
-        dump, group, owner = orjson.dumps, feed.sharing_group_id, feed.owner_org_id
-        distribution, source, now = feed.distribution, self.source_tag, self.now
-        for offset, (f, stix_id, created) in enumerate(writes):
-            date_added = first + offset
-            obj = self._indicator(f, stix_id, created)
-            o = f.observable
-            # Column order of objects_store.VERSION_COLUMNS.
-            versions.append(
-                (date_added, stix_id, "indicator", "2.1", created, now, True, False, False,
-                 obj["name"], dump(obj).decode(), owner, int(f.tlp), distribution, group, source)
-            )  # fmt: skip
-            listed = f.hit.list_name if f.hit else None
-            observables.append((date_added, o.kind, o.value, o.ip_start, o.ip_end, listed))
-            row = feeds_store.FeedValue(
-                key_hash=f.key,
-                value=o.value,
-                kind=o.kind,
-                stix_id=stix_id,
-                first_seen=created,
-                last_seen=now,
-                expired=False,
-                warninglist=listed,
-                digest=f.digest,
-                origin=f.value.origin,
-            )
-            if f.stored is None:
-                new_values.append(row)
-            else:
-                changed_values.append(row)
-        counts["new"] += len(new_values)
-        counts["updated"] += len(changed_values)
-        objects_store.insert_versions(conn, versions)
-        objects_store.insert_observables(conn, observables)
-        feeds_store.insert_values(conn, feed.id, new_values)
-        feeds_store.update_values(conn, changed_values)
+    def close(self) -> None:
+        """Stop the writer thread."""
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
 
     # -- STIX objects ---------------------------------------------------------------------
 
@@ -483,15 +305,18 @@ def _batches(items: Iterable[Any], run: _Run, source: Source) -> Iterator[None]:
         elif isinstance(item, StixObject):
             objects.append(item)
             if len(objects) >= OBJECT_BATCH:
+                run.settle()
                 run.store_objects(objects)
                 objects = []
                 yield
         elif isinstance(item, Unchanged):
+            run.settle()
             run.keep(item)
         elif isinstance(item, Document):
             run.documents.append(item)
     if values:
         run.store_values(values)
+    run.settle()
     if objects:
         run.store_objects(objects)
     yield
@@ -543,8 +368,13 @@ def run_feed(
         )
         job = Job(url=feed.url, feed_name=feed.name, limits=limits, state=state)
         run = _Run(instance, feed, report, warninglists, progress)
-        for _ in _batches(source.read(job), run, source):
-            pass
+        # A run allocates millions of short-lived objects and makes no reference cycles.
+        try:
+            with collector_paused():
+                for _ in _batches(source.read(job), run, source):
+                    pass
+        finally:
+            run.close()
         run.store_documents()
         if source.expires_missing:
             run.expire()

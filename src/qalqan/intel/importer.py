@@ -33,6 +33,7 @@ __all__ = [
     "HandlingRequest",
     "ImportReport",
     "Rejection",
+    "collector_paused",
     "import_objects",
     "load_document",
     "objects_of",
@@ -122,8 +123,8 @@ class _Candidate:
 
 
 @contextmanager
-def _collector_paused() -> Iterator[None]:
-    """Pause the cycle collector for the length of a batch.
+def collector_paused() -> Iterator[None]:
+    """Pause the cycle collector for the length of a batch (imports, feed batches).
 
     A batch allocates several objects per STIX object and makes no reference cycles; the
     collector would otherwise walk the whole growing heap again and again (about a sixth of the
@@ -140,7 +141,7 @@ def _collector_paused() -> Iterator[None]:
 
 def load_document(data: bytes | str, source: str = "the document") -> Any:
     """Parse JSON text; InvalidInput naming ``source`` if it is not JSON."""
-    with _collector_paused():
+    with collector_paused():
         try:
             return orjson.loads(data)
         except orjson.JSONDecodeError as exc:
@@ -449,7 +450,7 @@ def import_objects(
         )
 
     batch = _Batch(principal, tlp, distribution, group)
-    with _collector_paused():
+    with collector_paused():
         for index, obj in enumerate(objects):
             batch.examine(index, obj)
         examined = len(objects) - len(batch.candidates)

@@ -149,7 +149,7 @@ OBSERVABLE_COLUMNS: tuple[str, ...] = (
 
 
 def _bulk_insert(
-    conn: Connection, table: str, columns: tuple[str, ...], rows: Sequence[tuple[Any, ...]]
+    conn: Connection, table: str, columns: tuple[str, ...], rows: Sequence[Sequence[Any]]
 ) -> None:
     """Insert tuples in ``columns`` order: COPY on PostgreSQL, one prepared executemany on
     SQLite. Both skip the per-row parameter processing of an ORM-level insert."""
@@ -167,13 +167,13 @@ def _bulk_insert(
     conn.exec_driver_sql(f"INSERT INTO {table} ({names}) VALUES ({marks})", list(rows))  # noqa: S608 - names are ours
 
 
-def insert_versions(conn: Connection, rows: Sequence[tuple[Any, ...]]) -> None:
-    """Insert version rows, each a tuple in ``VERSION_COLUMNS`` order."""
+def insert_versions(conn: Connection, rows: Sequence[Sequence[Any]]) -> None:
+    """Insert version rows, each a tuple (or list) in ``VERSION_COLUMNS`` order."""
     _bulk_insert(conn, ov.name, VERSION_COLUMNS, rows)
 
 
-def insert_observables(conn: Connection, rows: Sequence[tuple[Any, ...]]) -> None:
-    """Insert observable index rows, each a tuple in ``OBSERVABLE_COLUMNS`` order."""
+def insert_observables(conn: Connection, rows: Sequence[Sequence[Any]]) -> None:
+    """Insert observable index rows, each a tuple (or list) in ``OBSERVABLE_COLUMNS`` order."""
     _bulk_insert(conn, obs.name, OBSERVABLE_COLUMNS, rows)
 
 
