@@ -36,7 +36,9 @@ from qalqan.domain.patterns import pattern_of
 from qalqan.domain.stix import format_timestamp
 from qalqan.feeds import subscriptions
 from qalqan.intel.custom_warninglists import index_for
+from qalqan.intel.warninglists import WarninglistIndex, load_index
 from qalqan.store.clock import now_us, reserve_date_added
+from qalqan.store.feeds import value_key
 from qalqan.store.tables import feed_values, object_versions, observables
 from qalqan.testing import TestNode, fresh_instance
 
@@ -72,21 +74,35 @@ def _value(rng: random.Random, i: int) -> str:
     return f"{rng.getrandbits(256):064x}"
 
 
-def make_feed(path: Path, lines: int, seed: int = SEED) -> list[str]:
-    """Write a blocklist of ``lines`` values (1% warninglisted, some with comments); returns
-    them. The same seed gives the same file."""
+def make_feed(path: Path, lines: int, index: WarninglistIndex, seed: int = SEED) -> list[str]:
+    """Write a blocklist of ``lines`` lines, one value each, a third with a comment; exactly
+    every hundredth value is on a warninglist (random values that happen to be on one, such as
+    addresses of cloud providers, are drawn again). Returns the lines. The same seed and the
+    same lists give the same file."""
     rng = random.Random(seed)
-    values: list[str] = []
+    written: list[str] = []
     with path.open("w") as out:
         out.write("; generated blocklist for the feed benchmark\n")
-        for i in range(lines):
-            if i % 100 == 50:
-                value = f"{_BENIGN[i % len(_BENIGN)]}" if i % 200 == 50 else f"dns{i}.google.com"
-            else:
-                value = _value(rng, i)
-            values.append(value)
-            out.write(f"{value} ; ref{i}\n" if i % 3 == 0 else f"{value}\n")
-    return values
+        for start in range(0, lines, 10_000):
+            chunk = [_value(rng, i) for i in range(start, min(start + 10_000, lines))]
+            while True:
+                observables = [parse_value(v) for v in chunk]
+                hits = index.check_many(
+                    [o.kind for o in observables], [o.value for o in observables]
+                )
+                listed = [n for n, hit in enumerate(hits) if hit is not None]
+                if not listed:
+                    break
+                for n in listed:
+                    chunk[n] = _value(rng, start + n)
+            for n, value in enumerate(chunk):
+                i = start + n
+                if i % 100 == 50:
+                    value = _BENIGN[i % len(_BENIGN)] if i % 200 == 50 else f"dns{i}.google.com"
+                line = f"{value} ; ref{i}" if i % 3 == 0 else value
+                written.append(line)
+                out.write(line + "\n")
+    return written
 
 
 def _naive(ctx: Context, values: list[str], sample: int) -> float:
@@ -104,12 +120,9 @@ def _naive(ctx: Context, values: list[str], sample: int) -> float:
         with instance.begin() as conn:
             for raw in values[:sample]:
                 o = parse_value(raw)
+                key = value_key(feed.id, o.kind, o.value)
                 found = conn.execute(
-                    select(feed_values.c.stix_id).where(
-                        feed_values.c.feed_id == feed.id,
-                        feed_values.c.value == o.value,
-                        feed_values.c.kind == o.kind,
-                    )
+                    select(feed_values.c.stix_id).where(feed_values.c.key_hash == key)
                 ).first()
                 if found is not None:
                     continue
@@ -157,6 +170,7 @@ def _naive(ctx: Context, values: list[str], sample: int) -> float:
                 )
                 conn.execute(
                     insert(feed_values).values(
+                        key_hash=key,
                         feed_id=feed.id,
                         value=o.value,
                         kind=o.kind,
@@ -176,18 +190,19 @@ def run(ctx: Context) -> list[Row]:
     lines = ctx.size(1_000_000, 50_000)
     sample = ctx.size(50_000, 5_000)
     feed_file = ctx.work_dir / "blocklist.txt"
-    values = make_feed(feed_file, lines)
-    size_mb = feed_file.stat().st_size / 1e6
-    print(f"  blocklist: {lines:,} lines, {size_mb:.1f} MB (seed {SEED})")
-    known_file = ctx.work_dir / "known.txt"
-    known_file.write_text("".join(f"{v}\n" for v in values[::10]))
-
     with fresh_instance(ctx.work_dir / "feed-instance") as instance:
         node = TestNode.create(instance)
         principal = node.principals["admin@a.test"]
         started = time.perf_counter()
         index = index_for(instance)
         print(f"  warninglists ready in {time.perf_counter() - started:.1f} s ({len(index)} lists)")
+        lines_written = make_feed(feed_file, lines, index)
+        size_mb = feed_file.stat().st_size / 1e6
+        print(f"  blocklist: {lines:,} lines, {size_mb:.1f} MB (seed {SEED})")
+        # The feed already holds every tenth line from an earlier run.
+        known_file = ctx.work_dir / "known.txt"
+        known_file.write_text("".join(f"{line}\n" for line in lines_written[::10]))
+        values = [line.split(" ; ")[0] for line in lines_written]
         with instance.begin() as conn:
             subscriptions.add_feed(
                 conn,
@@ -254,9 +269,10 @@ def run_memory(ctx: Context) -> list[Row]:
     """Peak memory of ``qalqan feed run`` on a 5M-line feed, in its own process."""
     lines = ctx.size(5_000_000, 100_000)
     feed_file = ctx.work_dir / "big-blocklist.txt"
-    make_feed(feed_file, lines, seed=SEED + 1)
+    cache = ctx.work_dir / "warninglists"
+    make_feed(feed_file, lines, load_index(cache), seed=SEED + 1)
     data_dir = ctx.work_dir / "memory-node"
-    env = {**os.environ, "QALQAN_DATA_DIR": str(data_dir)}
+    env = {**os.environ, "QALQAN_DATA_DIR": str(data_dir), "QALQAN_WARNINGLIST_CACHE": str(cache)}
     qalqan = str(Path(sys.executable).parent / "qalqan")
 
     def cli(*args: str) -> None:

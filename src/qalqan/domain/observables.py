@@ -199,6 +199,18 @@ def _normalize_network(raw: str, text: str, kind: str) -> Observable:
     address_text, _, prefix = text.partition("/")
     if "%" in address_text or _PREFIX_RE.fullmatch(prefix) is None:
         raise InvalidObservable(f"{_show(raw)} is not an IP network", kind=kind, value=raw)
+    if _IPV4_RE.fullmatch(address_text) is not None and int(prefix) < 32:
+        # The common case of blocklists, without ipaddress (as for single addresses).
+        host_bits = 32 - int(prefix)
+        low = int.from_bytes(socket.inet_aton(address_text), "big") >> host_bits << host_bits
+        high = low | ((1 << host_bits) - 1)
+        first = socket.inet_ntoa(low.to_bytes(4, "big"))
+        return Observable(
+            "cidr",
+            f"{first}/{int(prefix)}",
+            f"{_V4_KEY_PREFIX}{low:08x}",
+            f"{_V4_KEY_PREFIX}{high:08x}",
+        )
     try:
         network = ipaddress.ip_network(f"{address_text}/{int(prefix)}", strict=False)
     except ValueError:

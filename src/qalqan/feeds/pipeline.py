@@ -27,8 +27,9 @@ from qalqan.domain.stix import format_timestamp
 from qalqan.errors import QalqanError
 from qalqan.feeds.fetch import FetchLimits
 from qalqan.feeds.items import Document, Reject, StixObject, Unchanged, Value
-from qalqan.feeds.sources import Job, Source, make_source
-from qalqan.feeds.values import BackgroundWriter, Counts, ValueBatches
+from qalqan.feeds.sources import Job, make_source
+from qalqan.feeds.values import Counts, InlineWriter, ValueBatches
+from qalqan.feeds.writer import ProcessWriter
 from qalqan.instance import Instance
 from qalqan.intel.importer import HandlingRequest, collector_paused, import_objects
 from qalqan.intel.warninglists import WarninglistIndex
@@ -39,7 +40,7 @@ from qalqan.store.clock import lock_writes, now_us, reserve_date_added
 
 __all__ = ["RunReport", "run_feed"]
 
-VALUE_BATCH = 100_000
+VALUE_BATCH = 50_000
 OBJECT_BATCH = 2_000
 MAX_ERRORS_KEPT = 1000
 
@@ -124,16 +125,17 @@ class _Run:
             Counts(report.counts),
             report.reject,
         )
-        self.writer: BackgroundWriter | None = None
+        self.writer: InlineWriter | ProcessWriter | None = None
 
     # -- values ---------------------------------------------------------------------------
 
-    def store_values(self, batch: list[Value]) -> None:
-        """Prepare a batch here and hand it to the writer thread."""
+    def store_values(self, batch: list[Value], *, more: bool) -> None:
+        """Prepare a batch here and hand it to the writer; ``more`` says whether other batches
+        follow (a run of several batches writes them in a process of its own)."""
         prepared = self.values.prepare(batch)
         if self.writer is None:
-            self.writer = BackgroundWriter()
-        self.writer.submit(lambda: self.values.write(prepared))
+            self.writer = ProcessWriter(self.values) if more else InlineWriter(self.values)
+        self.writer.submit(prepared)
         if self.progress is not None:
             self.progress(len(batch))
 
@@ -289,15 +291,15 @@ def _tlp_of(obj: dict[str, Any], default: int) -> int:
     return max([int(level) for level in levels if level is not None] or [default])
 
 
-def _batches(items: Iterable[Any], run: _Run, source: Source) -> Iterator[None]:
+def _batches(items: Iterable[Any], run: _Run, batch_size: int) -> Iterator[None]:
     """Feed the source's items to ``run`` in batches; yields after each batch."""
     values: list[Value] = []
     objects: list[StixObject] = []
     for item in items:
         if isinstance(item, Value):
             values.append(item)
-            if len(values) >= VALUE_BATCH:
-                run.store_values(values)
+            if len(values) >= batch_size:
+                run.store_values(values, more=True)
                 values = []
                 yield
         elif isinstance(item, Reject):
@@ -315,7 +317,7 @@ def _batches(items: Iterable[Any], run: _Run, source: Source) -> Iterator[None]:
         elif isinstance(item, Document):
             run.documents.append(item)
     if values:
-        run.store_values(values)
+        run.store_values(values, more=False)
     run.settle()
     if objects:
         run.store_objects(objects)
@@ -350,6 +352,7 @@ def run_feed(
     trigger: str = "cli",
     limits: FetchLimits | None = None,
     progress: Progress | None = None,
+    batch_size: int = VALUE_BATCH,
 ) -> RunReport:
     """Run ``feed`` once and record the run. Never raises for a source's failure: the report
     says ``failed`` with the reason, and nothing the feed held before is expired."""
@@ -371,7 +374,7 @@ def run_feed(
         # A run allocates millions of short-lived objects and makes no reference cycles.
         try:
             with collector_paused():
-                for _ in _batches(source.read(job), run, source):
+                for _ in _batches(source.read(job), run, batch_size):
                     pass
         finally:
             run.close()

@@ -1,11 +1,11 @@
-"""Values of a feed run, batch by batch: prepared on the run's thread, written on another.
+"""Values of a feed run, batch by batch: prepared in the run's process, written in another.
 
 Preparing a batch is Python work: normalize each value, check the batch against the
 warninglists, look its keys up in the feed's value list, tell new values from changed and
 unchanged ones and build the new indicators. Writing is database work: reserve ``date_added``
-values, bulk-insert the versions, the observable index and the feed values, commit. The database
-driver lets go of the interpreter while SQLite works, so on a machine with two cores the next
-batch is prepared while the last one is written.
+values, bulk-insert the versions, the observable index and the feed values, commit. A run of
+several batches writes them in a child process, so on a machine with two cores the next batch
+is prepared while the last one is written.
 
 A value can appear in a batch that is prepared before an earlier batch holding it is committed;
 the keys of the batches still in flight are kept so it is still counted as a duplicate.
@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import queue
 import threading
 from collections import deque
 from collections.abc import Callable
@@ -37,7 +36,7 @@ from qalqan.store import feeds as feeds_store
 from qalqan.store import objects as objects_store
 from qalqan.store.clock import lock_writes, reserve_date_added
 
-__all__ = ["BackgroundWriter", "Counts", "PreparedBatch", "ValueBatches"]
+__all__ = ["Counts", "InlineWriter", "PreparedBatch", "ValueBatches"]
 
 _IN_FLIGHT = 3  # batches whose keys are remembered: one written, one queued, one prepared
 
@@ -72,9 +71,13 @@ class PreparedBatch:
     """A batch ready to write. Version and observable rows lack their first column, the
     ``date_added``, which the write reserves."""
 
-    versions: list[tuple[Any, ...]] = field(default_factory=list)
-    observables: list[tuple[Any, ...]] = field(default_factory=list)
-    values: list[feeds_store.FeedValue] = field(default_factory=list)
+    versions: list[tuple[str, str, str, int]] = field(default_factory=list)
+    observables: list[tuple[str, str, str | None, str | None, str | None]] = field(
+        default_factory=list
+    )
+    values: list[tuple[int, str, str, str, str | None, str, str | None]] = field(
+        default_factory=list
+    )
     changed: list[_Changed] = field(default_factory=list)
     touched: list[int] = field(default_factory=list)
 
@@ -104,7 +107,7 @@ class ValueBatches:
         feed: feeds_store.FeedRecord,
         identity: str,
         now: int,
-        warninglists: WarninglistIndex,
+        warninglists: WarninglistIndex | None,
         counts: Counts,
         reject: Callable[[int, str, str | None, str | None], None],
     ):
@@ -123,6 +126,16 @@ class ValueBatches:
         self._stamps: dict[int, str] = {}
         self._plain_digests: dict[tuple[TLP, str | None], str] = {}
         self._in_flight: deque[set[int]] = deque(maxlen=_IN_FLIGHT)
+        self.shared = objects_store.SharedColumns(
+            type="indicator",
+            spec_version="2.1",
+            created=now,
+            modified=now,
+            owner_org_id=feed.owner_org_id,
+            distribution=feed.distribution,
+            sharing_group_id=feed.sharing_group_id,
+            source=self.source_tag,
+        )
         self._id_prefix = os.urandom(4)
         self._batches = 0
 
@@ -203,6 +216,7 @@ class ValueBatches:
             else:
                 found[pair] = (observable, item)
         pairs = list(found)
+        assert self.warninglists is not None
         hits = self.warninglists.check_many([k for k, _ in pairs], [v for _, v in pairs])
         value_key, feed_id = feeds_store.value_key, feed.id
         keys = [value_key(feed_id, kind, value) for kind, value in pairs]
@@ -265,60 +279,48 @@ class ValueBatches:
         # In value order with ids drawn in ascending order: the value, id and key indexes each
         # receive the batch as one sorted run instead of at random places.
         fresh.sort(key=lambda f: f[0].value)
-        feed, now, dump = self.feed, self.now, orjson.dumps
-        owner, distribution, group, source = (
-            feed.owner_org_id,
-            feed.distribution,
-            feed.sharing_group_id,
-            self.source_tag,
-        )
-        FeedValue = feeds_store.FeedValue
+        now, dump = self.now, orjson.dumps
         for (o, item, key, tlp, hit, digest), stix_id in zip(
             fresh, random_ids("indicator", len(fresh), self._next_prefix()), strict=True
         ):
             obj = self.indicator(o, item.context, tlp, hit, stix_id, now)
             listed = hit.list_name if hit else None
-            # Column order of objects_store.VERSION_COLUMNS and OBSERVABLE_COLUMNS, without
-            # the date_added.
-            prepared.versions.append(
-                (stix_id, "indicator", "2.1", now, now, True, False, False, obj["name"],
-                 dump(obj).decode(), owner, int(tlp), distribution, group, source)
-            )
+            # Rows without their date_added, which the write reserves.
+            prepared.versions.append((stix_id, obj["name"], dump(obj).decode(), int(tlp)))
             prepared.observables.append((o.kind, o.value, o.ip_start, o.ip_end, listed))
-            prepared.values.append(
-                FeedValue(
-                    key, o.value, o.kind, stix_id, now, now, False, listed, digest, item.origin
-                )
-            )
+            prepared.values.append((key, o.value, o.kind, stix_id, listed, digest, item.origin))
 
-    # -- writing (the writer's thread) -----------------------------------------------------
+    # -- writing (the writer process) ------------------------------------------------------
 
-    def write(self, prepared: PreparedBatch) -> None:
-        """Store a prepared batch in one transaction."""
+    def write(self, prepared: PreparedBatch) -> dict[str, int]:
+        """Store a prepared batch in one transaction; the counts it adds."""
         with self.instance.begin() as conn:
             lock_writes(conn)
             new = len(prepared.versions)
             first = reserve_date_added(conn, new) if new else 0
-            objects_store.insert_versions(
-                conn, [(first + i, *row) for i, row in enumerate(prepared.versions)]
+            objects_store.insert_similar_versions(
+                conn,
+                self.shared,
+                [(first + i, *row) for i, row in enumerate(prepared.versions)],
             )
             objects_store.insert_observables(
                 conn, [(first + i, *row) for i, row in enumerate(prepared.observables)]
             )
-            feeds_store.insert_values(conn, self.feed.id, prepared.values)
+            feeds_store.insert_values(conn, self.feed.id, self.now, prepared.values)
             feeds_store.touch_values(conn, prepared.touched, self.now)
-            self._write_changed(conn, prepared.changed)
-        self.counts.add(new=new)
+            counts = self._write_changed(conn, prepared.changed)
+        counts["new"] = new
+        return counts
 
-    def _write_changed(self, conn: Connection, changed: list[_Changed]) -> None:
+    def _write_changed(self, conn: Connection, changed: list[_Changed]) -> dict[str, int]:
         if not changed:
-            return
+            return {}
         previous = objects_store.latest_versions(conn, [c.stored.stix_id for c in changed])
         live = [c for c in changed if not previous.get(c.stored.stix_id, (0, True, ""))[1]]
         # A value whose indicator its owner revoked since is not brought back by the feed.
-        self.counts.add(unchanged=len(changed) - len(live))
+        counts = {"unchanged": len(changed) - len(live), "updated": len(live)}
         if not live:
-            return
+            return counts
         first = reserve_date_added(conn, len(live))
         objects_store.supersede(conn, [previous[c.stored.stix_id][0] for c in live])
         feed, now = self.feed, self.now
@@ -367,50 +369,21 @@ class ValueBatches:
         objects_store.insert_versions(conn, versions)
         objects_store.insert_observables(conn, observables)
         feeds_store.update_values(conn, rows)
-        self.counts.add(updated=len(live))
+        return counts
 
 
-class BackgroundWriter:
-    """Runs write jobs one after the other on a thread of its own, with at most one waiting.
+class InlineWriter:
+    """Writes each batch at once, in this process (runs of one batch)."""
 
-    A job that fails stops the writer: later jobs are skipped and the error is raised by the
-    next ``submit`` or ``drain``, so the run fails instead of carrying on half-written.
-    """
+    def __init__(self, batches: ValueBatches):
+        self.batches = batches
 
-    def __init__(self) -> None:
-        self._jobs: queue.Queue[Callable[[], None] | None] = queue.Queue(maxsize=1)
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._work, name="qalqan-feed-writer", daemon=True)
-        self._thread.start()
-
-    def _work(self) -> None:
-        while True:
-            job = self._jobs.get()
-            try:
-                if job is None:
-                    return
-                if self._error is None:
-                    job()
-            except BaseException as exc:
-                self._error = exc
-            finally:
-                self._jobs.task_done()
-
-    def _raise(self) -> None:
-        if self._error is not None:
-            raise self._error
-
-    def submit(self, job: Callable[[], None]) -> None:
-        """Queue a job (waiting while another is queued)."""
-        self._raise()
-        self._jobs.put(job)
+    def submit(self, prepared: PreparedBatch) -> None:
+        """Write the batch now."""
+        self.batches.counts.add(**self.batches.write(prepared))
 
     def drain(self) -> None:
-        """Wait until every queued job is done."""
-        self._jobs.join()
-        self._raise()
+        """Nothing is pending."""
 
     def close(self) -> None:
-        """Stop the thread once the queued jobs are done."""
-        self._jobs.put(None)
-        self._thread.join()
+        """Nothing to stop."""

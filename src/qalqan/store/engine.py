@@ -12,7 +12,7 @@ from sqlalchemy.pool import ConnectionPoolEntry
 
 from qalqan.errors import ConfigurationError, InvalidInput
 
-__all__ = ["make_engine"]
+__all__ = ["make_engine", "sql_literal"]
 
 
 def _sqlite_pragmas(dbapi_conn: sqlite3.Connection, _record: ConnectionPoolEntry) -> None:
@@ -52,3 +52,17 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         raise ConfigurationError(f"cannot use database URL: {exc}") from exc
     event.listen(engine, "handle_error", _refuse_unstorable_value)
     return engine
+
+
+def sql_literal(value: object) -> str:
+    """An SQL literal of one of our own values (numbers, ids, enum names), quoted as the SQL
+    standard says; never used for text that comes from outside."""
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, str) and "\x00" not in value:
+        return "'" + value.replace("'", "''") + "'"
+    raise TypeError(f"no SQL literal for {value!r}")

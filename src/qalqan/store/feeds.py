@@ -12,6 +12,7 @@ from sqlalchemy import Connection, delete, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from qalqan.errors import Conflict, NotFound
+from qalqan.store.engine import sql_literal
 from qalqan.store.tables import feed_runs, feed_values, feeds, warninglists
 
 __all__ = [
@@ -315,32 +316,25 @@ def lookup_values(conn: Connection, keys: Sequence[int]) -> dict[int, FeedValue]
     return found
 
 
-def insert_values(conn: Connection, feed_id: str, rows: Sequence[FeedValue]) -> None:
-    """Store new values of a feed (in key order: the key index then grows page by page)."""
+def insert_values(
+    conn: Connection,
+    feed_id: str,
+    at: int,
+    rows: Sequence[tuple[int, str, str, str, str | None, str, str | None]],
+) -> None:
+    """Store values a feed first held at ``at``, each ``(key_hash, value, kind, stix_id,
+    warninglist, digest, origin)``, sorted by key so the key index grows page by page."""
     if not rows:
         return
-    names = ", ".join(("feed_id", *VALUE_COLUMNS))
-    marks = ", ".join(_mark(conn) for _ in range(len(VALUE_COLUMNS) + 1))
-    sql = f"INSERT INTO feed_values ({names}) VALUES ({marks})"  # noqa: S608 - names are ours
-    conn.exec_driver_sql(
-        sql,
-        [
-            (
-                feed_id,
-                r.key_hash,
-                r.value,
-                r.kind,
-                r.stix_id,
-                r.first_seen,
-                r.last_seen,
-                r.expired,
-                r.warninglist,
-                r.digest,
-                r.origin,
-            )
-            for r in sorted(rows, key=lambda r: r.key_hash)
-        ],
+    m = _mark(conn)
+    # The columns the rows share go into the statement once rather than bound for each row.
+    shared = ", ".join(sql_literal(v) for v in (feed_id, at, at, False))
+    sql = (
+        "INSERT INTO feed_values (feed_id, first_seen, last_seen, expired, key_hash, value, "  # noqa: S608
+        f"kind, stix_id, warninglist, digest, origin) VALUES ({shared}, {m}, {m}, {m}, {m}, "
+        f"{m}, {m}, {m})"
     )
+    conn.exec_driver_sql(sql, sorted(rows))
 
 
 def update_values(conn: Connection, rows: Sequence[FeedValue]) -> None:

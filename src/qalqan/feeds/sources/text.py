@@ -22,6 +22,8 @@ class TextOptions(SourceOptions):
 
 def _split_comment(line: str) -> tuple[str, str]:
     """The value part and the comment part of a line."""
+    if "#" not in line and ";" not in line and "//" not in line:
+        return line.strip(), ""
     cut = len(line)
     for mark in ("#", ";", " //"):
         at = line.find(mark)
