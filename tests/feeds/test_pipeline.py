@@ -422,3 +422,27 @@ def test_removing_a_feed_keeps_its_indicators(
         subscriptions.remove_feed(conn, node.principals[ADMIN], "f")
         assert conn.execute(select(func.count()).select_from(object_versions)).scalar()
     assert "192.0.2.1" in latest(node)
+
+
+def test_runs_of_several_batches_write_in_a_child_process(
+    node: TestNode, index: WarninglistIndex, tmp_path: Path
+) -> None:
+    from qalqan.feeds.pipeline import run_feed
+
+    values = [f"192.0.2.{i}" for i in range(1, 30)]
+    # Duplicates across batches, including ones whose first batch is still being written.
+    url = write(tmp_path / "f.txt", *values, *values[:5], "8.8.8.8", "bad value", values[-1])
+    feed = add(node, "big", url, expire_after_seconds=0)
+    report = run_feed(node.instance, feed, index, batch_size=4)
+    assert report.status == "ok", report.error
+    assert report.counts["new"] == 30
+    assert report.counts["duplicates"] == 6
+    assert report.counts["rejected"] == 1
+    assert report.counts["warninglisted"] == 1
+    assert len(latest(node)) == 30
+    with node.instance.begin() as conn:
+        feed = feeds_store.get_feed(conn, "big")
+    write(tmp_path / "f.txt", *values[:10])
+    again = run_feed(node.instance, feed, index, batch_size=4)
+    assert (again.counts["unchanged"], again.counts["expired"]) == (10, 20)
+    assert again.counts["new"] == 0

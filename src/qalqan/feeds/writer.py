@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from sqlalchemy import event
+
 from qalqan.errors import QalqanError, StoreError
 from qalqan.feeds.values import Counts, PreparedBatch, ValueBatches
 from qalqan.instance import Instance
@@ -107,6 +109,13 @@ def _read_ahead(source: IO[bytes], inbox: queue.Queue[Any]) -> None:
             return
 
 
+def _checkpoint_rarely(dbapi_conn: Any, _record: Any) -> None:
+    # Copying the write-ahead log into the database after every batch writes each page twice
+    # per batch; the run's writer lets the log grow to 256 MB first, and the next ordinary
+    # commit after the run checkpoints it once.
+    dbapi_conn.execute("PRAGMA wal_autocheckpoint=65536")
+
+
 def main() -> None:
     """Write the batches the parent sends until it closes the pipe."""
     source, answers = sys.stdin.buffer, sys.stdout.buffer
@@ -114,6 +123,8 @@ def main() -> None:
     gc.disable()  # as in the run itself: many short-lived objects and no cycles
     setup: _Setup = _receive(source)
     instance = Instance(Settings(**setup.settings))
+    if instance.engine.dialect.name == "sqlite":
+        event.listen(instance.engine, "connect", _checkpoint_rarely)
     batches = ValueBatches(
         instance, setup.feed, setup.identity, setup.now, None, Counts({}), _no_reject
     )
