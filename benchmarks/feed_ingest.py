@@ -281,16 +281,31 @@ def run_memory(ctx: Context) -> list[Row]:
     cli("init", "--json")
     cli("warninglist", "check", "8.8.8.8")  # compile the warninglists outside the measurement
     cli("feed", "add", "big", "--source", "text", "--url", feed_file.as_uri())
-    # The run in a process of its own that reports its own peak resident memory.
+    # The run in a process of its own that reports the peak resident memory (VmHWM) of itself
+    # and of the writer process it starts. Not ru_maxrss: Linux carries it across exec, so a
+    # process started from this large one would report this one's size.
     script = (
-        "import resource, sys\n"
+        "import os, sys, threading, time\n"
+        "def hwm(pid):\n"
+        "    try:\n"
+        "        with open(f'/proc/{pid}/status') as f:\n"
+        "            return next(int(l.split()[1]) for l in f if l.startswith('VmHWM'))\n"
+        "    except (OSError, StopIteration):\n"
+        "        return 0\n"
+        "writer = [0]\n"
+        "def watch():\n"
+        "    while True:\n"
+        "        for task in os.listdir('/proc/self/task'):\n"
+        "            with open(f'/proc/self/task/{task}/children') as f:\n"
+        "                for pid in f.read().split():\n"
+        "                    writer[0] = max(writer[0], hwm(pid))\n"
+        "        time.sleep(0.2)\n"
+        "threading.Thread(target=watch, daemon=True).start()\n"
         "from qalqan.cli.main import app\n"
         "try:\n"
         "    app(['feed', 'run', 'big', '--json'], standalone_mode=False)\n"
         "finally:\n"
-        "    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
-        "    writer = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss\n"
-        "    print('maxrss', own, writer, file=sys.stderr)\n"
+        "    print('peak', hwm('self'), writer[0], file=sys.stderr)\n"
     )
     start = time.perf_counter()
     done = subprocess.run(
@@ -300,7 +315,7 @@ def run_memory(ctx: Context) -> list[Row]:
     own_kb, writer_kb = next(
         (int(line.split()[1]), int(line.split()[2]))
         for line in done.stderr.splitlines()
-        if line.startswith("maxrss")
+        if line.startswith("peak")
     )
     peak_mb = (own_kb + writer_kb) / 1024
     print(
