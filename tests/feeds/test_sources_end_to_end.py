@@ -168,3 +168,47 @@ def test_taxii_collection(node: TestNode, index: WarninglistIndex) -> None:
     from qalqan.api.feed_schemas import FeedPublic
 
     assert FeedPublic.of(feed).options["password"] == "***"  # ...never shown
+
+
+def test_stix_feed_flags_warninglisted_observables(node: TestNode, tmp_path: Path) -> None:
+    from qalqan.intel.warninglists import parse_list
+    from qalqan.store.tables import observables
+
+    resolvers = WarninglistIndex.compile(
+        [
+            parse_list(
+                {
+                    "name": "Resolvers",
+                    "type": "cidr",
+                    "list": ["8.8.8.8/32"],
+                    "matching_attributes": ["ip-dst"],
+                }
+            )
+        ]
+    )
+    stamp = "2026-01-01T00:00:00.000Z"
+    bundle = {
+        "type": "bundle",
+        "id": "bundle--4f3c2b1a-0e9d-4c8b-a7f6-e5d4c3b2a190",
+        "objects": [
+            {
+                "type": "indicator",
+                "spec_version": "2.1",
+                "id": f"indicator--4f3c2b1a-0e9d-4c8b-a7f6-e5d4c3b2a19{n}",
+                "created": stamp,
+                "modified": stamp,
+                "pattern": f"[ipv4-addr:value = '{address}']",
+                "pattern_type": "stix",
+                "valid_from": stamp,
+            }
+            for n, address in enumerate(("8.8.8.8", "203.0.113.77"))
+        ],
+    }
+    target = tmp_path / "bundle.json"
+    target.write_bytes(orjson.dumps(bundle))
+    add(node, "bundle", "stix", target.as_uri())
+    report = run(node, "bundle", resolvers)
+    assert (report.counts["new"], report.counts["warninglisted"]) == (2, 1)
+    with node.instance.begin() as conn:
+        flagged = dict(conn.execute(select(observables.c.value, observables.c.warninglist)).all())
+    assert flagged == {"8.8.8.8": "Resolvers", "203.0.113.77": None}

@@ -166,9 +166,11 @@ class _Run:
                 [item.obj for item in batch],
                 handling,
                 source=self.source_tag,
+                warninglists=self.warninglists,
             )
         counts = self.report.counts
         counts["new"] += result.created
+        counts["warninglisted"] += result.warninglisted
         counts["unchanged"] += len(result.accepted) - result.created
         for rejection in result.rejected:
             reason = rejection.reason if not rejection.id else f"{rejection.id}: {rejection.reason}"

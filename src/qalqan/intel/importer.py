@@ -11,7 +11,7 @@ import gc
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from sqlalchemy import Connection
@@ -27,6 +27,9 @@ from qalqan.policy import handling_problem, may_write
 from qalqan.store import accounts as accounts_store
 from qalqan.store import objects as objects_store
 from qalqan.store.clock import lock_writes, reserve_date_added
+
+if TYPE_CHECKING:
+    from qalqan.intel.warninglists import WarninglistIndex
 
 __all__ = [
     "Acceptance",
@@ -83,6 +86,7 @@ class ImportReport:
 
     accepted: list[Acceptance] = field(default_factory=list)
     rejected: list[Rejection] = field(default_factory=list)
+    warninglisted: int = 0  # observables of stored objects that are on a warninglist
 
     @property
     def created(self) -> int:
@@ -94,6 +98,7 @@ class ImportReport:
             "created": self.created,
             "unchanged": len(self.accepted) - self.created,
             "rejected": len(self.rejected),
+            "warninglisted": self.warninglisted,
             "objects": [a.to_dict() for a in self.accepted],
             "errors": [r.to_dict() for r in self.rejected],
         }
@@ -352,6 +357,17 @@ class _Batch:
                 superseded.extend(v.date_added for v in stored if v.is_latest)
         return becomes_latest, superseded
 
+    def _flag(
+        self, warninglists: WarninglistIndex, observables: list[tuple[Any, ...]]
+    ) -> list[tuple[Any, ...]]:
+        """The observable rows with the warninglist each value is on, if any."""
+        hits = warninglists.check_many([o[1] for o in observables], [o[2] for o in observables])
+        flagged = [
+            (*o[:5], hit.list_name) if hit else o for o, hit in zip(observables, hits, strict=True)
+        ]
+        self.report.warninglisted += sum(1 for hit in hits if hit is not None)
+        return flagged
+
     def write(
         self,
         conn: Connection,
@@ -359,6 +375,7 @@ class _Batch:
         existing: _Stored,
         source: str,
         progress: Progress | None,
+        warninglists: WarninglistIndex | None = None,
     ) -> None:
         """Store the new versions and their observables, and move the ``latest`` marks."""
         if not fresh:
@@ -405,6 +422,8 @@ class _Batch:
                 )
                 self.report.accepted.append(Acceptance(c.index, c.stix_id, "created"))
             objects_store.insert_versions(conn, rows)
+            if warninglists is not None and observables:
+                observables = self._flag(warninglists, observables)
             objects_store.insert_observables(conn, observables)
             if progress is not None:
                 progress(len(chunk))
@@ -418,8 +437,12 @@ def import_objects(
     *,
     source: str | None = None,
     progress: Progress | None = None,
+    warninglists: WarninglistIndex | None = None,
 ) -> ImportReport:
     """Validate and store ``objects`` for the principal's org, inside the caller's transaction.
+
+    With ``warninglists``, the observables of stored objects that are on one are flagged in the
+    observable index (and counted in the report).
 
     Each object is accepted or rejected on its own; ``progress`` is called with the number of
     objects handled as the work advances. Raises ``Forbidden`` if the principal may not write and
@@ -460,7 +483,9 @@ def import_objects(
         fresh, existing = batch.sort_out_versions(conn)
         if progress is not None:
             progress(examined + len(batch.candidates) - len(fresh))
-        batch.write(conn, fresh, existing, source or f"user:{principal.user_id}", progress)
+        batch.write(
+            conn, fresh, existing, source or f"user:{principal.user_id}", progress, warninglists
+        )
     batch.report.accepted.sort(key=lambda a: a.index)
     batch.report.rejected.sort(key=lambda r: r.index)
     record(
