@@ -8,10 +8,13 @@ to run on PostgreSQL: each instance then gets a schema of its own, dropped after
 from __future__ import annotations
 
 import os
+import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -34,6 +37,8 @@ __all__ = [
     "bundle",
     "fresh_instance",
     "indicator",
+    "serving",
+    "serving_directory",
     "stix_id",
 ]
 
@@ -171,3 +176,30 @@ def assert_problem(response: Any, status: int, code: str) -> dict[str, Any]:
     assert isinstance(body["detail"], str)
     assert body["detail"]
     return body
+
+
+@contextmanager
+def serving(handler: Any) -> Iterator[str]:
+    """An HTTP server with ``handler`` (a request handler class, or a partial of one) on a free
+    port of 127.0.0.1, stopped on exit; yields its base URL ``http://127.0.0.1:PORT/``."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+    )
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+class _QuietFiles(SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        """Requests are not logged to the test output."""
+
+
+def serving_directory(directory: Path) -> Any:
+    """A context manager serving the files of ``directory`` over HTTP (see :func:`serving`)."""
+    return serving(partial(_QuietFiles, directory=str(directory)))

@@ -3,10 +3,9 @@ and the embedded scheduler."""
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any, ClassVar
 
 import pytest
@@ -16,7 +15,7 @@ from qalqan.feeds.fetch import FetchLimits
 from qalqan.feeds.pipeline import RunReport
 from qalqan.intel.warninglists import WarninglistIndex
 from qalqan.store import feeds as feeds_store
-from qalqan.testing import TestNode
+from qalqan.testing import TestNode, serving
 
 ADMIN = "admin@a.test"
 BODY = b"# served list\n203.0.113.7\nevil.example.com\n"
@@ -49,15 +48,9 @@ class _Handler(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def server() -> Iterator[str]:
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
     _Handler.mode.clear()
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}/list.txt"
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
+    with serving(_Handler) as url:
+        yield f"{url}list.txt"
 
 
 @pytest.fixture(scope="module")

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from functools import partial
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +16,7 @@ from qalqan.domain.handling import TLP
 from qalqan.errors import InvalidInput
 from qalqan.feeds.items import Document, Item, Reject, Unchanged, Value
 from qalqan.feeds.sources import Job, make_source
+from qalqan.testing import serving_directory
 
 ALPHA = "5c5e6f2a-1b2c-4d3e-8f90-a1b2c3d4e5f6"
 BETA = "6d6f7a3b-2c3d-4e4f-9a01-b2c3d4e5f6a7"
@@ -278,24 +277,11 @@ def test_a_malformed_manifest_fails_the_run(tmp_path: Path, content: str) -> Non
     assert caught.value.field == "manifest.json"
 
 
-class _QuietHandler(SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:
-        """Requests are not logged to the test output."""
-
-
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[str]:
     """``tmp_path`` served over HTTP on a free local port; its URL."""
-    handler = partial(_QuietHandler, directory=str(tmp_path))
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
+    with serving_directory(tmp_path) as url:
+        yield url
 
 
 def test_a_feed_over_http_is_read_then_found_unchanged(tmp_path: Path, served: str) -> None:

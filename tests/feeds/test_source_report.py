@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-import threading
 from collections.abc import Iterator
-from functools import partial
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +12,7 @@ import pytest
 from qalqan.errors import InvalidInput
 from qalqan.feeds.items import Document, Item, Reject, Unchanged, Value
 from qalqan.feeds.sources import Job, make_source
+from qalqan.testing import serving_directory
 
 DATA = Path(__file__).parent / "data"
 SHA256 = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
@@ -177,23 +175,11 @@ def test_a_long_report_is_searched_up_to_max_chars(tmp_path: Path) -> None:
     assert "first 100 characters" in rejects[0].reason
 
 
-class _QuietHandler(SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:
-        """Requests are not logged to the test output."""
-
-
 @pytest.fixture
 def served() -> Iterator[str]:
     """The ``data`` directory served over HTTP on a free local port; its URL."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(_QuietHandler, directory=str(DATA)))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
+    with serving_directory(DATA) as url:
+        yield url
 
 
 def test_a_report_over_http_is_read_then_found_unchanged(served: str) -> None:

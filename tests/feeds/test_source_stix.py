@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -15,6 +14,7 @@ from qalqan.domain.stix import check_object
 from qalqan.errors import InvalidInput
 from qalqan.feeds.items import Item, StixObject, Unchanged
 from qalqan.feeds.sources import Job, make_source
+from qalqan.testing import serving
 
 BUNDLE_PATH = Path(__file__).parent / "data" / "stix_bundle.json"
 BUNDLE = json.loads(BUNDLE_PATH.read_text())
@@ -137,17 +137,8 @@ class _BundleServer(BaseHTTPRequestHandler):
 @pytest.fixture
 def bundle_url() -> Iterator[str]:
     _BundleServer.requests = []
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _BundleServer)
-    thread = threading.Thread(
-        target=httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
-    )
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}/feeds/bundle.json"
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(timeout=5)
+    with serving(_BundleServer) as url:
+        yield f"{url}feeds/bundle.json"
 
 
 def test_a_bundle_over_http_is_unchanged_when_the_server_says_304(bundle_url: str) -> None:
