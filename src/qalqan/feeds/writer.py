@@ -14,6 +14,7 @@ import gc
 import os
 import pickle
 import queue
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -61,10 +62,18 @@ def _receive(stream: IO[bytes]) -> Any:
     return pickle.loads(_receive_frame(stream))  # noqa: S301 - our own parent or child
 
 
+_SPOOL_ROOM = 512 << 20  # two batches in flight with room to spare
+
+
 def _spool_dir() -> str | None:
-    """Where batches wait for the writer: memory-backed when the system has such a place."""
+    """Where batches wait for the writer: memory-backed when the system has such a place with
+    room for them (containers often give it only 64 MB), else the temporary directory."""
     shm = Path("/dev/shm")  # noqa: S108 - a private directory is made inside it
-    return str(shm) if shm.is_dir() and os.access(shm, os.W_OK) else None
+    try:
+        roomy = shutil.disk_usage(shm).free >= _SPOOL_ROOM and os.access(shm, os.W_OK)
+    except OSError:
+        return None
+    return str(shm) if roomy else None
 
 
 def _dump_batch(path: Path, prepared: PreparedBatch) -> None:
@@ -182,7 +191,10 @@ class ProcessWriter:
             self._collect()
         self._sent += 1
         path = Path(self._spool.name) / f"batch-{self._sent}"
-        _dump_batch(path, prepared)
+        try:
+            _dump_batch(path, prepared)
+        except OSError as exc:
+            raise StoreError(f"cannot hand a batch to the feed writer: {exc}") from exc
         self._call(_send, self._to, str(path))
         self._pending += 1
 
