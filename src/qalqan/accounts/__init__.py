@@ -401,24 +401,14 @@ def set_org_defaults(
         raise Forbidden(f"you may not change the settings of {org.name!r}")
     new_tlp = tlp if tlp is not None else TLP(org.default_tlp)
     new_distribution = distribution or Distribution(org.default_distribution)
-    group_id: str | None = None
-    if new_distribution is Distribution.SHARING_GROUP:
-        ref = sharing_group_ref or org.default_sharing_group_id
-        if ref is None:
-            raise InvalidInput(
-                "distribution sharing_group needs a default sharing group", field="sharing_group"
-            )
-        group = store.get_group(conn, ref)
-        if org.id not in group.member_org_ids and org.id != group.owner_org_id:
-            raise InvalidInput(
-                f"{org.name!r} is not a member of sharing group {group.name!r}",
-                field="sharing_group",
-            )
-        group_id = group.id
-    elif sharing_group_ref:
-        raise InvalidInput(
-            "a default sharing group needs distribution sharing_group", field="sharing_group"
-        )
+    wants_group = new_distribution is Distribution.SHARING_GROUP
+    group = store.resolve_sharing_group(
+        conn,
+        org,
+        wants_group,
+        (sharing_group_ref or org.default_sharing_group_id) if wants_group else sharing_group_ref,
+    )
+    group_id = group.id if group else None
     why = handling_problem(new_tlp, new_distribution, group_id)
     if why:
         raise InvalidInput(f"default handling refused: {why}", field="default_distribution")

@@ -180,17 +180,18 @@ class _Run:
 
     # -- unchanged parts, documents, expiry -----------------------------------------------
 
-    def keep(self, item: Unchanged) -> None:
-        """A part of the feed the source did not read again: its values are still there."""
+    def keep(self, origins: list[str | None]) -> None:
+        """Parts of the feed the source did not read again (``None``: all of it): their values
+        are still there. One statement for all of them, not one per part."""
+        if not origins:
+            return
         with self.instance.begin() as conn:
-            if item.origin is None:
-                self.report.counts["unchanged"] += feeds_store.touch_all(
-                    conn, self.feed.id, self.now
-                )
+            if None in origins:
+                touched = feeds_store.touch_all(conn, self.feed.id, self.now)
             else:
-                self.report.counts["unchanged"] += feeds_store.touch_origins(
-                    conn, self.feed.id, [item.origin], self.now
-                )
+                named = [o for o in origins if o is not None]
+                touched = feeds_store.touch_origins(conn, self.feed.id, named, self.now)
+        self.report.counts["unchanged"] += touched
 
     def store_documents(self) -> None:
         """A STIX report per document, referring to the indicators of its values."""
@@ -297,6 +298,7 @@ def _batches(items: Iterable[Any], run: _Run, batch_size: int) -> Iterator[None]
     """Feed the source's items to ``run`` in batches; yields after each batch."""
     values: list[Value] = []
     objects: list[StixObject] = []
+    unchanged: list[str | None] = []
     for item in items:
         if isinstance(item, Value):
             values.append(item)
@@ -314,8 +316,7 @@ def _batches(items: Iterable[Any], run: _Run, batch_size: int) -> Iterator[None]
                 objects = []
                 yield
         elif isinstance(item, Unchanged):
-            run.settle()
-            run.keep(item)
+            unchanged.append(item.origin)
         elif isinstance(item, Document):
             run.documents.append(item)
     if values:
@@ -323,6 +324,7 @@ def _batches(items: Iterable[Any], run: _Run, batch_size: int) -> Iterator[None]
     run.settle()
     if objects:
         run.store_objects(objects)
+    run.keep(unchanged)
     yield
 
 

@@ -112,23 +112,10 @@ def _check_settings(
     on_warninglist: str,
 ) -> str | None:
     """Check a feed's handling and numbers; returns the sharing group id."""
-    group_id: str | None = None
-    if distribution is Distribution.SHARING_GROUP:
-        if group_ref is None:
-            raise InvalidInput(
-                "distribution sharing_group needs a sharing group", field="sharing_group"
-            )
-        group = accounts_store.get_group(conn, group_ref)
-        if org.id != group.owner_org_id and org.id not in group.member_org_ids:
-            raise InvalidInput(
-                f"{org.name!r} is not a member of sharing group {group.name!r}",
-                field="sharing_group",
-            )
-        group_id = group.id
-    elif group_ref:
-        raise InvalidInput(
-            "a sharing group is only used with distribution sharing_group", field="sharing_group"
-        )
+    group = accounts_store.resolve_sharing_group(
+        conn, org, distribution is Distribution.SHARING_GROUP, group_ref
+    )
+    group_id = group.id if group else None
     why = handling_problem(tlp, distribution, group_id)
     if why:
         raise InvalidInput(f"feed handling refused: {why}", field="distribution")
@@ -190,7 +177,6 @@ def add_feed(conn: Connection, principal: Principal, spec: FeedSpec) -> store.Fe
         on_warninglist=spec.on_warninglist,
         enabled=spec.enabled,
         state={},
-        fingerprint=None,
         created_at=now,
         created_by=principal.user_id,
         next_run_at=now if spec.schedule_seconds else None,

@@ -454,23 +454,17 @@ def import_objects(
     org = accounts_store.get_org(conn, principal.org_id)
     tlp = handling.tlp if handling.tlp is not None else TLP(org.default_tlp)
     distribution = handling.distribution or Distribution(org.default_distribution)
-    group: str | None = None
-    if distribution is Distribution.SHARING_GROUP:
-        ref = handling.sharing_group or org.default_sharing_group_id
-        if ref is None:
-            raise InvalidInput(
-                "distribution sharing_group needs a sharing group", field="sharing_group"
-            )
-        found = accounts_store.get_group(conn, ref)
-        if found.owner_org_id != org.id and org.id not in found.member_org_ids:
-            raise Forbidden(
-                f"organization {org.name!r} is not a member of sharing group {found.name!r}"
-            )
-        group = found.id
-    elif handling.sharing_group:
-        raise InvalidInput(
-            "a sharing group is only used with distribution sharing_group", field="sharing_group"
-        )
+    wants_group = distribution is Distribution.SHARING_GROUP
+    found = accounts_store.resolve_sharing_group(
+        conn,
+        org,
+        wants_group,
+        (handling.sharing_group or org.default_sharing_group_id)
+        if wants_group
+        else handling.sharing_group,
+        not_member=Forbidden,
+    )
+    group = found.id if found else None
 
     batch = _Batch(principal, tlp, distribution, group)
     with collector_paused():

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, Executable, delete, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from qalqan.errors import Conflict, NotFound
+from qalqan.errors import Conflict, InvalidInput, NotFound, QalqanError
 from qalqan.store.tables import (
     api_keys,
     nodes,
@@ -43,6 +43,7 @@ __all__ = [
     "list_users",
     "local_node",
     "remove_group_member",
+    "resolve_sharing_group",
     "revoke_key",
     "set_org_defaults",
     "set_user_disabled",
@@ -386,3 +387,38 @@ def group_ids_of_org(conn: Connection, org_id: str) -> frozenset[str]:
     )
     owned = select(sharing_groups.c.id).where(sharing_groups.c.owner_org_id == org_id)
     return frozenset(conn.execute(member.union(owned)).scalars())
+
+
+def resolve_sharing_group(
+    conn: Connection,
+    org: OrgRecord,
+    wants_group: bool,
+    ref: str | None,
+    *,
+    not_member: type[QalqanError] = InvalidInput,
+) -> GroupRecord | None:
+    """The sharing group ``ref`` names for ``org``'s intelligence when the distribution is
+    ``sharing_group`` (``wants_group``), None otherwise.
+
+    InvalidInput (field ``sharing_group``) when a group is needed and none is named or one is
+    named for another distribution, NotFound for an unknown group, ``not_member`` when the org
+    neither owns the group nor belongs to it.
+    """
+    if not wants_group:
+        if ref:
+            raise InvalidInput(
+                "a sharing group is only used with distribution sharing_group",
+                field="sharing_group",
+            )
+        return None
+    if ref is None:
+        raise InvalidInput(
+            "distribution sharing_group needs a sharing group", field="sharing_group"
+        )
+    group = get_group(conn, ref)
+    if org.id != group.owner_org_id and org.id not in group.member_org_ids:
+        raise not_member(
+            f"organization {org.name!r} is not a member of sharing group {group.name!r}",
+            field="sharing_group",
+        )
+    return group

@@ -68,7 +68,6 @@ class FeedRecord:
     on_warninglist: str
     enabled: bool
     state: dict[str, Any]
-    fingerprint: str | None
     created_at: int
     created_by: str | None
     next_run_at: int | None

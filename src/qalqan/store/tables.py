@@ -202,7 +202,6 @@ feeds = Table(
     Column("on_warninglist", String(10), nullable=False, default="flag"),
     Column("enabled", Boolean, nullable=False, default=True),
     Column("state", Text, nullable=False, default="{}", comment="JSON, the source's cursors"),
-    Column("fingerprint", String(64), nullable=True, comment="of the last complete run's input"),
     Column("created_at", BigInteger, nullable=False),
     Column("created_by", String(UUID_LEN), nullable=True),
     Column("next_run_at", BigInteger, nullable=True),

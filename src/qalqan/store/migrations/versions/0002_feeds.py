@@ -56,12 +56,6 @@ def upgrade() -> None:
         sa.Column("on_warninglist", sa.String(length=10), nullable=False),
         sa.Column("enabled", sa.Boolean(), nullable=False),
         sa.Column("state", sa.Text(), nullable=False, comment="JSON, the source's cursors"),
-        sa.Column(
-            "fingerprint",
-            sa.String(length=64),
-            nullable=True,
-            comment="of the last complete run's input",
-        ),
         sa.Column("created_at", sa.BigInteger(), nullable=False),
         sa.Column("created_by", sa.String(length=36), nullable=True),
         sa.Column("next_run_at", sa.BigInteger(), nullable=True),
