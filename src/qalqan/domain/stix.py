@@ -26,6 +26,7 @@ __all__ = [
     "Problem",
     "check_bundle",
     "check_object",
+    "detection_columns",
     "format_timestamp",
     "object_kind",
     "parse_timestamp",
@@ -672,3 +673,24 @@ def random_ids(type_name: str, count: int, prefix: bytes | None = None) -> list[
         f"{text[i + 16 : i + 20]}-{text[i + 20 : i + 32]}"
         for i in range(0, 32 * count, 32)
     )
+
+
+def detection_columns(obj: Mapping[str, Any]) -> tuple[int | None, int | None, bool]:
+    """``(confidence, valid_until, detect)`` of an object, as stored beside its content.
+
+    Detection exports decide from these in SQL which indicators are active: ``valid_until``
+    in microseconds (None when absent or unreadable), ``confidence`` when it is a number from
+    0 to 100, and ``detect`` False when the object says it is not for detection
+    (``x_qalqan_detect: false``, e.g. a MISP attribute without ``to_ids``).
+    """
+    confidence = obj.get("confidence")
+    if not _int_between(confidence, 0, 100):
+        confidence = None
+    valid_until = obj.get("valid_until")
+    until: int | None = None
+    if isinstance(valid_until, str):
+        try:
+            until = parse_timestamp(valid_until)
+        except ValueError:
+            until = None
+    return confidence, until, obj.get("x_qalqan_detect") is not False

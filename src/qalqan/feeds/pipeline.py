@@ -23,7 +23,7 @@ from sqlalchemy import Connection
 
 from qalqan.domain.handling import TLP, Distribution, marking_object, tlp_from_marking_id
 from qalqan.domain.principal import Principal, Role
-from qalqan.domain.stix import format_timestamp
+from qalqan.domain.stix import detection_columns, format_timestamp
 from qalqan.errors import QalqanError
 from qalqan.feeds.fetch import FetchLimits
 from qalqan.feeds.items import Document, Reject, StixObject, Unchanged, Value
@@ -279,6 +279,7 @@ class _Run:
                     self.feed.distribution,
                     self.feed.sharing_group_id,
                     self.source_tag,
+                    *detection_columns(obj),
                 )
             )
             observables.extend((date_added, *row) for row in index.get(old_date_added, ()))

@@ -27,7 +27,7 @@ from sqlalchemy import Connection
 from qalqan.domain.handling import TLP, Distribution, marking_object
 from qalqan.domain.observables import InvalidObservable, Observable, parse_value
 from qalqan.domain.patterns import pattern_of
-from qalqan.domain.stix import format_timestamp, random_ids
+from qalqan.domain.stix import detection_columns, format_timestamp, random_ids
 from qalqan.feeds.items import NO_CONTEXT, Context, Value
 from qalqan.instance import Instance
 from qalqan.intel.warninglists import WarninglistHit, WarninglistIndex
@@ -71,7 +71,9 @@ class PreparedBatch:
     """A batch ready to write. Version and observable rows lack their first column, the
     ``date_added``, which the write reserves."""
 
-    versions: list[tuple[str, str, str, int]] = field(default_factory=list)
+    versions: list[tuple[str, str, str, int, int | None, int | None, bool]] = field(
+        default_factory=list
+    )
     observables: list[tuple[str, str, str | None, str | None, str | None]] = field(
         default_factory=list
     )
@@ -286,7 +288,9 @@ class ValueBatches:
             obj = self.indicator(o, item.context, tlp, hit, stix_id, now)
             listed = hit.list_name if hit else None
             # Rows without their date_added, which the write reserves.
-            prepared.versions.append((stix_id, obj["name"], dump(obj).decode(), int(tlp)))
+            prepared.versions.append(
+                (stix_id, obj["name"], dump(obj).decode(), int(tlp), *detection_columns(obj))
+            )
             prepared.observables.append((o.kind, o.value, o.ip_start, o.ip_end, listed))
             prepared.values.append((key, o.value, o.kind, stix_id, listed, digest, item.origin))
 
@@ -349,6 +353,7 @@ class ValueBatches:
                     feed.distribution,
                     feed.sharing_group_id,
                     self.source_tag,
+                    *detection_columns(obj),
                 )
             )
             observables.append((date_added, o.kind, o.value, o.ip_start, o.ip_end, listed))

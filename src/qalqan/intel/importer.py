@@ -21,7 +21,14 @@ from qalqan.domain import patterns
 from qalqan.domain.handling import OFFICIAL_MARKING_IDS, TLP, Distribution, tlp_from_marking_id
 from qalqan.domain.observables import Observable, from_sco
 from qalqan.domain.principal import Principal
-from qalqan.domain.stix import check_bundle, check_object, object_kind, parse_timestamp, references
+from qalqan.domain.stix import (
+    check_bundle,
+    check_object,
+    detection_columns,
+    object_kind,
+    parse_timestamp,
+    references,
+)
 from qalqan.errors import Forbidden, InvalidInput
 from qalqan.policy import handling_problem, may_write
 from qalqan.store import accounts as accounts_store
@@ -415,6 +422,7 @@ class _Batch:
                         dist,
                         group,
                         source,
+                        *detection_columns(obj),
                     )
                 )
                 observables.extend(

@@ -140,6 +140,9 @@ VERSION_COLUMNS: tuple[str, ...] = (
     "distribution",
     "sharing_group_id",
     "source",
+    "confidence",
+    "valid_until",
+    "detect",
 )
 OBSERVABLE_COLUMNS: tuple[str, ...] = (
     "version_id",
@@ -191,10 +194,12 @@ class SharedColumns:
 
 
 def insert_similar_versions(
-    conn: Connection, shared: SharedColumns, rows: Sequence[tuple[int, str, str | None, str, int]]
+    conn: Connection,
+    shared: SharedColumns,
+    rows: Sequence[tuple[int, str, str | None, str, int, int | None, int | None, bool]],
 ) -> None:
     """Insert new latest versions that differ only in ``(date_added, stix_id, name, content,
-    tlp)``. On SQLite the shared columns are written into the statement once instead of being
+    tlp, confidence, valid_until, detect)``. On SQLite the shared columns are written into the statement once instead of being
     bound again for every row, which halves the cost of binding."""
     if not rows:
         return
@@ -205,8 +210,9 @@ def insert_similar_versions(
             [
                 (date_added, stix_id, s.type, s.spec_version, s.created, s.modified, True, False,
                  False, name, content, s.owner_org_id, tlp, s.distribution, s.sharing_group_id,
-                 s.source)
-                for date_added, stix_id, name, content, tlp in rows
+                 s.source, confidence, valid_until, detect)
+                for date_added, stix_id, name, content, tlp, confidence, valid_until, detect
+                in rows
             ],
         )  # fmt: skip
         return
@@ -223,9 +229,11 @@ def insert_similar_versions(
         "sharing_group_id": shared.sharing_group_id,
         "source": shared.source,
     }
-    varying = ("date_added", "stix_id", "name", "content", "tlp")
+    varying = (
+        "date_added", "stix_id", "name", "content", "tlp", "confidence", "valid_until", "detect"
+    )  # fmt: skip
     names = ", ".join((*varying, *constants))
-    values = ", ".join(("?", "?", "?", "?", "?", *(sql_literal(v) for v in constants.values())))
+    values = ", ".join(("?",) * len(varying) + tuple(sql_literal(v) for v in constants.values()))
     sql = f"INSERT INTO {ov.name} ({names}) VALUES ({values})"  # noqa: S608 - our own literals
     conn.exec_driver_sql(sql, list(rows))
 

@@ -35,6 +35,8 @@ __all__ = [
     "orgs",
     "sharing_group_members",
     "sharing_groups",
+    "taxii_collections",
+    "taxii_statuses",
     "users",
     "warninglists",
 ]
@@ -141,6 +143,10 @@ object_versions = Table(
     Column("distribution", String(20), nullable=False),
     Column("sharing_group_id", String(UUID_LEN), ForeignKey("sharing_groups.id"), nullable=True),
     Column("source", String(200), nullable=False, comment="user:<id>, feed:<id> or peer:<id>"),
+    # Read from the content on insert (store.objects), so exports decide in SQL what is active.
+    Column("confidence", SmallInteger, nullable=True, comment="the content's confidence"),
+    Column("valid_until", BigInteger, nullable=True, comment="the content's valid_until"),
+    Column("detect", Boolean, nullable=False, default=True, comment="false: not for detection"),
     UniqueConstraint("stix_id", "modified"),
     # Unfiltered listings walk the primary key (date_added); listings by type use this one.
     Index("ix_object_versions_type_latest", "type", "is_latest", "date_added"),
@@ -263,4 +269,36 @@ warninglists = Table(
     Column("entries", Text, nullable=False, comment="JSON list"),
     Column("created_at", BigInteger, nullable=False),
     Column("created_by", String(UUID_LEN), nullable=True),
+)
+
+taxii_collections = Table(
+    "taxii_collections",
+    metadata,
+    Column("id", String(UUID_LEN), primary_key=True),
+    Column("alias", String(100), nullable=True, unique=True),
+    Column("title", String(200), nullable=False),
+    Column("description", Text, nullable=False, default=""),
+    Column("types", Text, nullable=True, comment="comma-separated STIX types; null: all"),
+    Column("max_tlp", SmallInteger, nullable=True, comment="TLP ceiling of what it shows"),
+    Column("sharing_group_id", String(UUID_LEN), ForeignKey("sharing_groups.id"), nullable=True),
+    Column("writable", Boolean, nullable=False, default=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("created_by", String(UUID_LEN), nullable=True),
+)
+
+taxii_statuses = Table(
+    "taxii_statuses",
+    metadata,
+    Column("id", String(UUID_LEN), primary_key=True),
+    Column("org_id", String(UUID_LEN), ForeignKey("orgs.id"), nullable=False),
+    Column("collection_id", String(UUID_LEN), nullable=False),
+    Column("status", String(20), nullable=False, comment="pending or complete"),
+    Column("request_timestamp", BigInteger, nullable=False),
+    Column("total_count", Integer, nullable=False),
+    Column("success_count", Integer, nullable=False, default=0),
+    Column("failure_count", Integer, nullable=False, default=0),
+    Column("pending_count", Integer, nullable=False, default=0),
+    Column("successes", Text, nullable=False, default="[]", comment="JSON status details"),
+    Column("failures", Text, nullable=False, default="[]", comment="JSON status details"),
+    Column("pendings", Text, nullable=False, default="[]", comment="JSON status details"),
 )
