@@ -199,8 +199,9 @@ def insert_similar_versions(
     rows: Sequence[tuple[int, str, str | None, str, int, int | None, int | None, bool]],
 ) -> None:
     """Insert new latest versions that differ only in ``(date_added, stix_id, name, content,
-    tlp, confidence, valid_until, detect)``. On SQLite the shared columns are written into the statement once instead of being
-    bound again for every row, which halves the cost of binding."""
+    tlp, confidence, valid_until, detect)``. On SQLite the shared columns are written into the
+    statement once instead of being bound again for every row, which halves the cost of
+    binding."""
     if not rows:
         return
     if conn.dialect.name != "sqlite":
