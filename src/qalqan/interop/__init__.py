@@ -1,0 +1,1 @@
+"""Other tools' formats and protocols: the TAXII 2.1 server and the detection exports."""
