@@ -38,6 +38,7 @@ __all__ = [
     "fresh_instance",
     "indicator",
     "serving",
+    "serving_app",
     "serving_directory",
     "stix_id",
 ]
@@ -203,3 +204,32 @@ class _QuietFiles(SimpleHTTPRequestHandler):
 def serving_directory(directory: Path) -> Any:
     """A context manager serving the files of ``directory`` over HTTP (see :func:`serving`)."""
     return serving(partial(_QuietFiles, directory=str(directory)))
+
+
+@contextmanager
+def serving_app(instance: Instance) -> Iterator[str]:
+    """The Qalqan app of ``instance`` served by uvicorn on a free port of 127.0.0.1, stopped on
+    exit; yields its base URL ``http://127.0.0.1:PORT`` (no trailing slash)."""
+    import socket
+
+    import uvicorn
+
+    from qalqan.api import create_app
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(create_app(instance), log_level="warning", access_log=False)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        for _ in range(500):
+            if server.started:
+                break
+            threading.Event().wait(0.01)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()

@@ -8,6 +8,7 @@ lookup an index probe). Neither is ever logged or written to the audit log.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import os
 import secrets
@@ -40,6 +41,7 @@ __all__ = [
     "add_org",
     "add_user",
     "authenticate",
+    "authenticate_password",
     "bootstrap",
     "create_group",
     "create_key",
@@ -59,6 +61,13 @@ __all__ = [
 KEY_PREFIX = "qk_"
 _KEY_TOUCH_INTERVAL_US = 60_000_000
 _hasher = PasswordHasher()  # argon2id with the library's current recommended parameters
+
+
+@functools.cache
+def _nobody() -> store.UserRecord:
+    """A user that exists nowhere, whose hash no password matches: checked against when the
+    user named in credentials does not exist."""
+    return store.UserRecord("", "", "", "", _hasher.hash(os.urandom(16).hex()), False, 0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -287,6 +296,24 @@ def authenticate(conn: Connection, secret: str) -> Principal:
     at = now_us()
     if key.last_used_at is None or at - key.last_used_at > _KEY_TOUCH_INTERVAL_US:
         store.touch_key(conn, key.id, at)
+    return principal_for(conn, user)
+
+
+def authenticate_password(conn: Connection, email: str, password: str) -> Principal:
+    """HTTP Basic credentials: an API key as the password (the user name is then not used), or
+    a user's email and password. Unauthorized, without saying which part was wrong."""
+    if password.startswith(KEY_PREFIX):
+        return authenticate(conn, password)
+    try:
+        user = store.get_user(conn, email.strip()) if email.strip() else None
+    except NotFound:
+        user = None
+    if user is None:
+        # The same work as a real check, so the answer's timing does not tell who exists.
+        verify_password(_nobody(), password)
+        raise Unauthorized("unknown user or wrong password")
+    if not verify_password(user, password):
+        raise Unauthorized("unknown user or wrong password")
     return principal_for(conn, user)
 
 

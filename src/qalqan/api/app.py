@@ -11,8 +11,9 @@ from fastapi.responses import RedirectResponse
 from qalqan import __version__
 from qalqan.api.limits import BodyLimit
 from qalqan.api.problems import install_handlers
-from qalqan.api.routers import admin, feeds, health, objects
+from qalqan.api.routers import admin, feeds, health, objects, taxii
 from qalqan.instance import Instance
+from qalqan.interop.taxii import server as taxii_server
 from qalqan.settings import Settings
 
 __all__ = ["app_from_environment", "create_app"]
@@ -31,8 +32,9 @@ def create_app(instance: Instance) -> FastAPI:
     )
     app.state.instance = instance
     install_handlers(app)
-    for module in (health, objects, admin, feeds):
+    for module in (health, objects, admin, feeds, taxii):
         app.include_router(module.router, prefix=API_PREFIX)
+    app.include_router(taxii_server.router)
 
     @app.get("/", include_in_schema=False)
     def root() -> RedirectResponse:

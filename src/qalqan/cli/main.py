@@ -13,6 +13,7 @@ from qalqan.cli.common import err_console
 from qalqan.cli.feeds import feed_app, warninglist_app, worker_command
 from qalqan.cli.intel import export_command, import_command
 from qalqan.cli.node import demo_command, init_command, serve_command
+from qalqan.cli.taxii import taxii_app
 from qalqan.errors import QalqanError
 
 __all__ = ["app", "run"]
@@ -38,6 +39,7 @@ app.add_typer(group_app, name="group")
 app.add_typer(audit_app, name="audit")
 app.add_typer(feed_app, name="feed")
 app.add_typer(warninglist_app, name="warninglist")
+app.add_typer(taxii_app, name="taxii")
 
 
 def _version(value: bool) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement, Table, and_, or_
+from sqlalchemy import ColumnElement, FromClause, and_, or_
 
 from qalqan.domain.handling import TLP, Distribution
 from qalqan.domain.principal import Principal, Role
@@ -21,6 +21,7 @@ __all__ = [
     "PeerLink",
     "can_administer_node",
     "can_administer_org",
+    "collection_access",
     "exportable",
     "handling_problem",
     "is_visible",
@@ -76,8 +77,9 @@ def handling_problem(
     return None
 
 
-def visible_to(principal: Principal, versions: Table) -> ColumnElement[bool]:
-    """SQL predicate: the ``object_versions`` row may be read by the principal's org."""
+def visible_to(principal: Principal, versions: FromClause) -> ColumnElement[bool]:
+    """SQL predicate: the ``object_versions`` row (of the table or an alias of it) may be read
+    by the principal's org."""
     clauses: list[ColumnElement[bool]] = [
         versions.c.owner_org_id == principal.org_id,
         versions.c.distribution.in_(BROADCAST),
@@ -120,6 +122,20 @@ def can_administer_org(principal: Principal, org_id: str) -> bool:
     return principal.role is Role.NODE_ADMIN or (
         principal.role is Role.ORG_ADMIN and principal.org_id == org_id
     )
+
+
+def collection_access(
+    principal: Principal, writable: bool, sharing_group_id: str | None
+) -> tuple[bool, bool] | None:
+    """``(can_read, can_write)`` of a TAXII collection for the principal, or None when the
+    collection is not theirs to know of (a sharing group's collection, for non-members).
+
+    What a readable collection shows is still filtered by :func:`visible_to`; writing needs a
+    writer role, and what is written gets the writer's org as owner.
+    """
+    if sharing_group_id is not None and sharing_group_id not in principal.group_ids:
+        return None
+    return True, writable and may_write(principal, None)
 
 
 def may_manage_feed(principal: Principal, owner_org_id: str) -> bool:

@@ -1,0 +1,1 @@
+"""The TAXII 2.1 server: collections bound to the handling rules, served at ``/taxii2/``."""

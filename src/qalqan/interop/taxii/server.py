@@ -1,0 +1,353 @@
+"""The TAXII 2.1 HTTP interface, mounted at ``/taxii2/``: discovery, one API root, its
+collections, objects, manifest, versions and status resources.
+
+Everything here is rendering and parsing: media types, authentication headers, envelopes,
+TAXII error messages. What a caller sees is decided by the collection services and policy.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Callable, Coroutine
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
+from sqlalchemy import Connection
+from starlette.concurrency import run_in_threadpool
+
+from qalqan.accounts import authenticate, authenticate_password
+from qalqan.api.deps import DbConn, get_instance
+from qalqan.domain.principal import Principal
+from qalqan.domain.stix import format_timestamp
+from qalqan.errors import QalqanError, Unauthorized
+from qalqan.instance import Instance
+from qalqan.intel.importer import load_document
+from qalqan.interop.taxii import objects as service
+from qalqan.interop.taxii.collections import Collection, collections_for, find_collection
+from qalqan.store import accounts as accounts_store
+from qalqan.store.taxii import ManifestRow
+
+__all__ = ["API_ROOT", "PREFIX", "TAXII_MEDIA_TYPE", "router", "taxii_error"]
+
+PREFIX = "/taxii2"
+API_ROOT = "api"
+TAXII_MEDIA_TYPE = "application/taxii+json;version=2.1"
+STIX_MEDIA_TYPE = "application/stix+json;version=2.1"
+_TITLES = {
+    400: "Bad request",
+    401: "Authentication required",
+    403: "Forbidden",
+    404: "Not found",
+    406: "Not acceptable",
+    409: "Conflict",
+    413: "Payload too large",
+    415: "Unsupported media type",
+    422: "Refused by the handling rules",
+}
+
+
+def taxii_error(status: int, description: str, **headers: str) -> Response:
+    """A TAXII error message response."""
+    body = {
+        "title": _TITLES.get(status, "Server error"),
+        "description": description,
+        "http_status": str(status),
+    }
+    return Response(orjson.dumps(body), status, headers or None, media_type=TAXII_MEDIA_TYPE)
+
+
+def _media_type(value: str) -> tuple[str, dict[str, str]]:
+    kind, _, rest = value.partition(";")
+    params = {}
+    for part in rest.split(";"):
+        name, _, val = part.partition("=")
+        if name.strip():
+            params[name.strip().lower()] = val.strip().strip('"')
+    return kind.strip().lower(), params
+
+
+def _taxii_type(value: str) -> bool:
+    kind, params = _media_type(value)
+    return kind == "application/taxii+json" and params.get("version", "2.1") == "2.1"
+
+
+def _accepts_taxii(header: str | None) -> bool:
+    if not header:
+        return True
+    for item in header.split(","):
+        kind, params = _media_type(item)
+        wanted = kind in ("*/*", "application/*") or _taxii_type(item)
+        if wanted and params.get("q", "1") not in ("0", "0.0", "0.00", "0.000"):
+            return True
+    return False
+
+
+class _TaxiiRoute(APIRoute):
+    """Answers with TAXII error messages instead of problem documents, and refuses requests
+    whose ``Accept`` or ``Content-Type`` is not TAXII 2.1."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def route(request: Request) -> Response:
+            if not _accepts_taxii(request.headers.get("accept")):
+                return taxii_error(406, f"this endpoint answers with {TAXII_MEDIA_TYPE}")
+            if request.method == "POST" and not _taxii_type(
+                request.headers.get("content-type", "")
+            ):
+                return taxii_error(415, f"send the body as {TAXII_MEDIA_TYPE}")
+            try:
+                return await handler(request)
+            except Unauthorized as exc:
+                challenge = 'Basic realm="qalqan", Bearer realm="qalqan"'
+                return taxii_error(401, exc.detail, **{"WWW-Authenticate": challenge})
+            except QalqanError as exc:
+                where = f" ({exc.context['field']})" if "field" in exc.context else ""
+                return taxii_error(exc.status, exc.detail + where)
+            except RequestValidationError as exc:
+                first = exc.errors()[0] if exc.errors() else {}
+                return taxii_error(400, str(first.get("msg", "invalid request")))
+
+        return route
+
+
+router = APIRouter(prefix=PREFIX, route_class=_TaxiiRoute, tags=["taxii"])
+
+
+def _credentials(request: Request, instance: Instance) -> Principal:
+    header = request.headers.get("authorization")
+    if not header:
+        raise Unauthorized("send an API key as a Bearer token, or HTTP Basic credentials")
+    scheme, _, value = header.partition(" ")
+    value = value.strip()
+    with instance.begin() as conn:
+        if scheme.lower() == "bearer":
+            return authenticate(conn, value)
+        if scheme.lower() == "basic":
+            try:
+                user, _, password = base64.b64decode(value, validate=True).decode().partition(":")
+            except (binascii.Error, UnicodeDecodeError):
+                raise Unauthorized("malformed Basic credentials") from None
+            return authenticate_password(conn, user, password)
+    raise Unauthorized(f"unsupported authentication scheme {scheme[:20]!r}")
+
+
+def _principal(request: Request) -> Principal:
+    return _credentials(request, get_instance(request))
+
+
+Caller = Annotated[Principal, Depends(_principal)]
+
+
+def _reply(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(orjson.dumps(body), status, headers, media_type=TAXII_MEDIA_TYPE)
+
+
+def _root(api_root: str) -> None:
+    if api_root != API_ROOT:
+        raise _NoRoot(api_root)
+
+
+class _NoRoot(QalqanError):
+    code = "not_found"
+    status = 404
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"no API root {name[:100]!r}; this server has {API_ROOT!r}")
+
+
+def _params(request: Request) -> dict[str, list[str]]:
+    params: dict[str, list[str]] = {}
+    for name, value in request.query_params.multi_items():
+        params.setdefault(name, []).append(value)
+    return params
+
+
+def _added_headers(page: service.Page) -> dict[str, str]:
+    if page.first_added is None or page.last_added is None:
+        return {}
+    return {
+        "X-TAXII-Date-Added-First": format_timestamp(page.first_added),
+        "X-TAXII-Date-Added-Last": format_timestamp(page.last_added),
+    }
+
+
+def _collection(conn: Connection, principal: Principal, api_root: str, ref: str) -> Collection:
+    _root(api_root)
+    return find_collection(conn, principal, ref)
+
+
+@router.get("/", summary="TAXII discovery")
+def discovery(conn: DbConn, principal: Caller) -> Response:
+    node = accounts_store.local_node(conn)
+    name = node.name if node else "Qalqan"
+    return _reply(
+        {
+            "title": f"Qalqan {name}",
+            "description": "Threat intelligence shared under TLP 2.0 and distribution rules.",
+            "default": f"{PREFIX}/{API_ROOT}/",
+            "api_roots": [f"{PREFIX}/{API_ROOT}/"],
+        }
+    )
+
+
+@router.get("/{api_root}/", summary="TAXII API root")
+def api_root_info(request: Request, conn: DbConn, principal: Caller, api_root: str) -> Response:
+    _root(api_root)
+    node = accounts_store.local_node(conn)
+    return _reply(
+        {
+            "title": f"Qalqan {node.name if node else ''}".strip(),
+            "description": "Every collection here shows only what your organization may see.",
+            "versions": [TAXII_MEDIA_TYPE],
+            "max_content_length": get_instance(request).settings.max_body_bytes,
+        }
+    )
+
+
+@router.get("/{api_root}/status/{status_id}/", summary="TAXII status resource")
+def status(conn: DbConn, principal: Caller, api_root: str, status_id: str) -> Response:
+    _root(api_root)
+    return _reply(service.status_resource(service.get_status(conn, principal, status_id)))
+
+
+@router.get("/{api_root}/collections/", summary="TAXII collections")
+def collections(conn: DbConn, principal: Caller, api_root: str) -> Response:
+    _root(api_root)
+    found = collections_for(conn, principal)
+    return _reply({"collections": [c.resource() for c in found]} if found else {})
+
+
+@router.get("/{api_root}/collections/{collection_id}/", summary="One TAXII collection")
+def collection(conn: DbConn, principal: Caller, api_root: str, collection_id: str) -> Response:
+    return _reply(_collection(conn, principal, api_root, collection_id).resource())
+
+
+def _envelope(page: service.Page) -> bytes:
+    head = (
+        b'{"more":true,"next":"' + (page.next or "").encode() + b'"'
+        if page.more
+        else b'{"more":false'
+    )
+    if not page.rows:
+        return head + b"}"
+    return head + b',"objects":[' + ",".join(r[1] for r in page.rows).encode() + b"]}"
+
+
+@router.get("/{api_root}/collections/{collection_id}/objects/", summary="TAXII objects")
+def get_objects(
+    request: Request, conn: DbConn, principal: Caller, api_root: str, collection_id: str
+) -> Response:
+    c = _collection(conn, principal, api_root, collection_id)
+    q, limit = service.parse_filters(_params(request), c.query())
+    page = service.get_objects(conn, principal, c, q, limit)
+    return Response(_envelope(page), 200, _added_headers(page), media_type=TAXII_MEDIA_TYPE)
+
+
+@router.post("/{api_root}/collections/{collection_id}/objects/", summary="Add TAXII objects")
+async def add_objects(
+    request: Request, principal: Caller, api_root: str, collection_id: str
+) -> Response:
+    body = await request.body()
+    instance = get_instance(request)
+
+    def run() -> dict[str, Any]:
+        envelope = load_document(body, "the envelope")
+        with instance.begin() as conn:
+            c = _collection(conn, principal, api_root, collection_id)
+            return service.status_resource(service.add_objects(conn, principal, c, envelope))
+
+    return _reply(await run_in_threadpool(run), 202)
+
+
+@router.get(
+    "/{api_root}/collections/{collection_id}/objects/{object_id}/", summary="One TAXII object"
+)
+def get_object(
+    request: Request,
+    conn: DbConn,
+    principal: Caller,
+    api_root: str,
+    collection_id: str,
+    object_id: str,
+) -> Response:
+    c = _collection(conn, principal, api_root, collection_id)
+    q, limit = service.parse_filters(
+        _params(request), c.query(), matches=frozenset({"version", "spec_version"})
+    )
+    page = service.get_object(conn, principal, c, object_id, q, limit)
+    return Response(_envelope(page), 200, _added_headers(page), media_type=TAXII_MEDIA_TYPE)
+
+
+@router.delete(
+    "/{api_root}/collections/{collection_id}/objects/{object_id}/",
+    summary="Delete a TAXII object (its owner org only)",
+)
+def delete_object(
+    request: Request,
+    conn: DbConn,
+    principal: Caller,
+    api_root: str,
+    collection_id: str,
+    object_id: str,
+) -> Response:
+    c = _collection(conn, principal, api_root, collection_id)
+    q, _ = service.parse_filters(
+        _params(request), c.query(), matches=frozenset({"version", "spec_version"}),
+        default_version="all",
+    )  # fmt: skip
+    service.delete_object(conn, principal, c, object_id, q)
+    return Response(status_code=200, media_type=TAXII_MEDIA_TYPE)
+
+
+def _manifest_entry(row: ManifestRow) -> dict[str, Any]:
+    return {
+        "id": row.stix_id,
+        "date_added": format_timestamp(row.date_added),
+        "version": service.version_of(row),
+        "media_type": STIX_MEDIA_TYPE,
+    }
+
+
+@router.get("/{api_root}/collections/{collection_id}/manifest/", summary="TAXII manifest")
+def get_manifest(
+    request: Request, conn: DbConn, principal: Caller, api_root: str, collection_id: str
+) -> Response:
+    c = _collection(conn, principal, api_root, collection_id)
+    q, limit = service.parse_filters(_params(request), c.query())
+    page = service.get_manifest(conn, principal, c, q, limit)
+    body: dict[str, Any] = {"more": page.more}
+    if page.next:
+        body["next"] = page.next
+    if page.rows:
+        body["objects"] = [_manifest_entry(r) for r in page.rows]
+    return _reply(body, headers=_added_headers(page))
+
+
+@router.get(
+    "/{api_root}/collections/{collection_id}/objects/{object_id}/versions/",
+    summary="Versions of a TAXII object",
+)
+def get_versions(
+    request: Request,
+    conn: DbConn,
+    principal: Caller,
+    api_root: str,
+    collection_id: str,
+    object_id: str,
+) -> Response:
+    c = _collection(conn, principal, api_root, collection_id)
+    q, limit = service.parse_filters(
+        _params(request), c.query(), matches=frozenset({"spec_version"}), default_version="all"
+    )
+    page = service.get_versions(conn, principal, c, object_id, q, limit)
+    body: dict[str, Any] = {"more": page.more}
+    if page.next:
+        body["next"] = page.next
+    if page.rows:
+        body["versions"] = [service.version_of(r) for r in page.rows]
+    return _reply(body, headers=_added_headers(page))
