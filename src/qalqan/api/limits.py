@@ -5,6 +5,8 @@ from __future__ import annotations
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from qalqan.api.problems import problem_response
+from qalqan.interop.taxii.server import PREFIX as TAXII_PREFIX
+from qalqan.interop.taxii.server import taxii_error
 
 __all__ = ["BodyLimit"]
 
@@ -14,7 +16,8 @@ class _TooLarge(Exception):
 
 
 class BodyLimit:
-    """ASGI middleware: 413 when Content-Length, or the bytes actually sent, exceed ``limit``."""
+    """ASGI middleware: 413 when Content-Length, or the bytes actually sent, exceed ``limit``
+    (a TAXII error message under ``/taxii2/``, a problem document elsewhere)."""
 
     def __init__(self, app: ASGIApp, limit: int) -> None:
         self.app = app
@@ -53,9 +56,9 @@ class BodyLimit:
                 await self._refuse(scope, receive, send)
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
-        response = problem_response(
-            413,
-            "payload_too_large",
-            f"the request body is larger than the limit of {self.limit} bytes",
-        )
+        detail = f"the request body is larger than the limit of {self.limit} bytes"
+        if str(scope.get("path", "")).startswith(TAXII_PREFIX + "/"):
+            response = taxii_error(413, detail)
+        else:
+            response = problem_response(413, "payload_too_large", detail)
         await response(scope, receive, send)
