@@ -115,7 +115,67 @@ class _TaxiiRoute(APIRoute):
         return route
 
 
-router = APIRouter(prefix=PREFIX, route_class=_TaxiiRoute, tags=["taxii"])
+class TaxiiResponse(Response):
+    """A response in the TAXII 2.1 media type."""
+
+    media_type = TAXII_MEDIA_TYPE
+
+
+_ERROR_SCHEMA = {
+    "type": "object",
+    "required": ["title", "http_status"],
+    "properties": {
+        "title": {"type": "string"},
+        "description": {"type": "string"},
+        "http_status": {"type": "string"},
+    },
+}
+
+
+def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    return {
+        status: {
+            "description": _TITLES[status],
+            "content": {TAXII_MEDIA_TYPE: {"schema": _ERROR_SCHEMA}},
+        }
+        for status in statuses
+    }
+
+
+def _ok(status: int, description: str) -> dict[int | str, dict[str, Any]]:
+    return {status: {"description": description,
+                     "content": {TAXII_MEDIA_TYPE: {"schema": {"type": "object"}}}}}  # fmt: skip
+
+
+_FILTERS = (
+    ("added_after", "Only objects added after this timestamp"),
+    ("limit", "Page size (default 1,000, at most 10,000)"),
+    ("next", "The token of the next page"),
+    ("match[id]", "Comma-separated object ids"),
+    ("match[type]", "Comma-separated STIX types"),
+    ("match[version]", "first, last, all or a modified timestamp (comma-separated)"),
+    ("match[spec_version]", "2.0 or 2.1 (comma-separated)"),
+)
+
+
+def _filters(*names: str) -> dict[str, Any]:
+    return {
+        "parameters": [
+            {"name": name, "in": "query", "required": False, "description": text,
+             "schema": {"type": "string"}}
+            for name, text in _FILTERS
+            if name in names
+        ]
+    }  # fmt: skip
+
+
+router = APIRouter(
+    prefix=PREFIX,
+    route_class=_TaxiiRoute,
+    tags=["taxii"],
+    default_response_class=TaxiiResponse,
+    responses=_errors(400, 401, 403, 404, 406),
+)
 
 
 def _credentials(request: Request, instance: Instance) -> Principal:
@@ -181,7 +241,7 @@ def _collection(conn: Connection, principal: Principal, api_root: str, ref: str)
     return find_collection(conn, principal, ref)
 
 
-@router.get("/", summary="TAXII discovery")
+@router.get("/", summary="TAXII discovery", responses=_ok(200, "The discovery resource"))
 def discovery(conn: DbConn, principal: Caller) -> Response:
     node = accounts_store.local_node(conn)
     name = node.name if node else "Qalqan"
@@ -195,7 +255,7 @@ def discovery(conn: DbConn, principal: Caller) -> Response:
     )
 
 
-@router.get("/{api_root}/", summary="TAXII API root")
+@router.get("/{api_root}/", summary="TAXII API root", responses=_ok(200, "The API root"))
 def api_root_info(request: Request, conn: DbConn, principal: Caller, api_root: str) -> Response:
     _root(api_root)
     node = accounts_store.local_node(conn)
@@ -209,20 +269,30 @@ def api_root_info(request: Request, conn: DbConn, principal: Caller, api_root: s
     )
 
 
-@router.get("/{api_root}/status/{status_id}/", summary="TAXII status resource")
+@router.get(
+    "/{api_root}/status/{status_id}/",
+    summary="TAXII status resource",
+    responses=_ok(200, "The status resource"),
+)
 def status(conn: DbConn, principal: Caller, api_root: str, status_id: str) -> Response:
     _root(api_root)
     return _reply(service.status_resource(service.get_status(conn, principal, status_id)))
 
 
-@router.get("/{api_root}/collections/", summary="TAXII collections")
+@router.get(
+    "/{api_root}/collections/", summary="TAXII collections", responses=_ok(200, "Collections")
+)
 def collections(conn: DbConn, principal: Caller, api_root: str) -> Response:
     _root(api_root)
     found = collections_for(conn, principal)
     return _reply({"collections": [c.resource() for c in found]} if found else {})
 
 
-@router.get("/{api_root}/collections/{collection_id}/", summary="One TAXII collection")
+@router.get(
+    "/{api_root}/collections/{collection_id}/",
+    summary="One TAXII collection",
+    responses=_ok(200, "The collection"),
+)
 def collection(conn: DbConn, principal: Caller, api_root: str, collection_id: str) -> Response:
     return _reply(_collection(conn, principal, api_root, collection_id).resource())
 
@@ -238,7 +308,12 @@ def _envelope(page: service.Page) -> bytes:
     return head + b',"objects":[' + ",".join(r[1] for r in page.rows).encode() + b"]}"
 
 
-@router.get("/{api_root}/collections/{collection_id}/objects/", summary="TAXII objects")
+@router.get(
+    "/{api_root}/collections/{collection_id}/objects/",
+    summary="TAXII objects",
+    responses=_ok(200, "An envelope of objects"),
+    openapi_extra=_filters(*(name for name, _ in _FILTERS)),
+)
 def get_objects(
     request: Request, conn: DbConn, principal: Caller, api_root: str, collection_id: str
 ) -> Response:
@@ -248,7 +323,18 @@ def get_objects(
     return Response(_envelope(page), 200, _added_headers(page), media_type=TAXII_MEDIA_TYPE)
 
 
-@router.post("/{api_root}/collections/{collection_id}/objects/", summary="Add TAXII objects")
+@router.post(
+    "/{api_root}/collections/{collection_id}/objects/",
+    summary="Add TAXII objects",
+    status_code=202,
+    responses={**_ok(202, "The status resource"), **_errors(413, 415)},
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {TAXII_MEDIA_TYPE: {"schema": {"type": "object"}}},
+        }
+    },
+)
 async def add_objects(
     request: Request, principal: Caller, api_root: str, collection_id: str
 ) -> Response:
@@ -265,7 +351,10 @@ async def add_objects(
 
 
 @router.get(
-    "/{api_root}/collections/{collection_id}/objects/{object_id}/", summary="One TAXII object"
+    "/{api_root}/collections/{collection_id}/objects/{object_id}/",
+    summary="One TAXII object",
+    responses=_ok(200, "An envelope of the object's versions"),
+    openapi_extra=_filters("added_after", "limit", "next", "match[version]", "match[spec_version]"),
 )
 def get_object(
     request: Request,
@@ -286,6 +375,8 @@ def get_object(
 @router.delete(
     "/{api_root}/collections/{collection_id}/objects/{object_id}/",
     summary="Delete a TAXII object (its owner org only)",
+    responses={200: {"description": "Deleted", "content": {TAXII_MEDIA_TYPE: {}}}},
+    openapi_extra=_filters("match[version]", "match[spec_version]"),
 )
 def delete_object(
     request: Request,
@@ -313,7 +404,12 @@ def _manifest_entry(row: ManifestRow) -> dict[str, Any]:
     }
 
 
-@router.get("/{api_root}/collections/{collection_id}/manifest/", summary="TAXII manifest")
+@router.get(
+    "/{api_root}/collections/{collection_id}/manifest/",
+    summary="TAXII manifest",
+    responses=_ok(200, "The manifest"),
+    openapi_extra=_filters(*(name for name, _ in _FILTERS)),
+)
 def get_manifest(
     request: Request, conn: DbConn, principal: Caller, api_root: str, collection_id: str
 ) -> Response:
@@ -331,6 +427,8 @@ def get_manifest(
 @router.get(
     "/{api_root}/collections/{collection_id}/objects/{object_id}/versions/",
     summary="Versions of a TAXII object",
+    responses=_ok(200, "The object's versions"),
+    openapi_extra=_filters("added_after", "limit", "next", "match[spec_version]"),
 )
 def get_versions(
     request: Request,
