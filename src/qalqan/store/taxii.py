@@ -39,6 +39,7 @@ __all__ = [
     "ObjectQuery",
     "StatusRecord",
     "delete_collection",
+    "find_collection",
     "get_status",
     "insert_collection",
     "insert_status",
@@ -82,6 +83,12 @@ def list_collections(conn: Connection) -> list[CollectionRecord]:
     """Every stored collection, oldest first."""
     rows = conn.execute(select(tc).order_by(tc.c.created_at, tc.c.title, tc.c.id))
     return [_collection(r) for r in rows]
+
+
+def find_collection(conn: Connection, ref: str) -> CollectionRecord | None:
+    """The stored collection whose id or alias is ``ref``."""
+    row = conn.execute(select(tc).where(or_(tc.c.id == ref, tc.c.alias == ref)).limit(1)).first()
+    return _collection(row) if row is not None else None
 
 
 def insert_collection(conn: Connection, c: CollectionRecord, created_by: str | None) -> None:
@@ -225,7 +232,8 @@ def object_page(
 ) -> list[tuple[int, str]]:
     """Up to ``limit`` ``(date_added, content)`` rows, oldest ``date_added`` first."""
     stmt = _selected(principal, q, (ov.c.date_added, ov.c.content))
-    return [(r[0], r[1]) for r in conn.execute(stmt.order_by(ov.c.date_added).limit(limit))]
+    rows: list[tuple[int, str]] = conn.execute(stmt.order_by(ov.c.date_added).limit(limit)).all()  # type: ignore[assignment]
+    return rows
 
 
 @dataclass(frozen=True, slots=True)

@@ -119,26 +119,31 @@ def _seen_as(principal: Principal, record_: CollectionRecord, *, stored: bool) -
     )
 
 
+def _group_collection_id(group_id: str) -> str:
+    return str(uuid.uuid5(_GROUP_NAMESPACE, group_id))
+
+
+def _group_collection(group: accounts_store.GroupRecord) -> CollectionRecord:
+    return CollectionRecord(
+        _group_collection_id(group.id),
+        None,
+        f"Sharing group {group.name}",
+        f"Objects shared with the sharing group {group.name}; what you add is shared "
+        "with its members.",
+        None,
+        None,
+        group.id,
+        True,
+        group.created_at,
+    )
+
+
 def _group_collections(conn: Connection, principal: Principal) -> list[CollectionRecord]:
-    found = []
-    for group in accounts_store.list_groups(conn):
-        if group.id not in principal.group_ids:
-            continue
-        found.append(
-            CollectionRecord(
-                str(uuid.uuid5(_GROUP_NAMESPACE, group.id)),
-                None,
-                f"Sharing group {group.name}",
-                f"Objects shared with the sharing group {group.name}; what you add is shared "
-                "with its members.",
-                None,
-                None,
-                group.id,
-                True,
-                group.created_at,
-            )
-        )
-    return found
+    return [
+        _group_collection(group)
+        for group in accounts_store.list_groups(conn)
+        if group.id in principal.group_ids
+    ]
 
 
 def collections_for(conn: Connection, principal: Principal) -> list[Collection]:
@@ -151,10 +156,18 @@ def collections_for(conn: Connection, principal: Principal) -> list[Collection]:
 def find_collection(conn: Connection, principal: Principal, ref: str) -> Collection:
     """The collection with this id or alias; NotFound when there is none the principal may
     know of."""
-    for c in collections_for(conn, principal):
-        if ref in (c.id, c.alias):
-            return c
-    raise NotFound(f"no collection {ref!r}")
+    found: Collection | None = None
+    stored = store.find_collection(conn, ref)
+    if stored is not None:
+        found = _seen_as(principal, stored, stored=True)
+    else:
+        for group_id in principal.group_ids:
+            if _group_collection_id(group_id) == ref:
+                group = accounts_store.get_group(conn, group_id)
+                found = _seen_as(principal, _group_collection(group), stored=False)
+    if found is None:
+        raise NotFound(f"no collection {ref[:100]!r}")
+    return found
 
 
 def _types(types: list[str] | None) -> tuple[str, ...] | None:

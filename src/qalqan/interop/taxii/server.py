@@ -10,17 +10,17 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Callable, Coroutine
-from typing import Annotated, Any
+from typing import Any
 
 import orjson
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from sqlalchemy import Connection
 from starlette.concurrency import run_in_threadpool
 
 from qalqan.accounts import authenticate, authenticate_password
-from qalqan.api.deps import DbConn, get_instance
+from qalqan.api.deps import get_instance
 from qalqan.domain.principal import Principal
 from qalqan.domain.stix import format_timestamp
 from qalqan.errors import QalqanError, Unauthorized
@@ -178,12 +178,13 @@ router = APIRouter(
 )
 
 
-def _credentials(request: Request, instance: Instance) -> Principal:
-    header = request.headers.get("authorization")
+def _credentials(header: str | None, instance: Instance) -> Principal:
     if not header:
         raise Unauthorized("send an API key as a Bearer token, or HTTP Basic credentials")
     scheme, _, value = header.partition(" ")
     value = value.strip()
+    # A transaction of its own: recording a key's use must not turn the request's reads into
+    # a write transaction.
     with instance.begin() as conn:
         if scheme.lower() == "bearer":
             return authenticate(conn, value)
@@ -196,20 +197,24 @@ def _credentials(request: Request, instance: Instance) -> Principal:
     raise Unauthorized(f"unsupported authentication scheme {scheme[:20]!r}")
 
 
-def _principal(request: Request) -> Principal:
-    return _credentials(request, get_instance(request))
+Work = Callable[[Connection, Principal], Response]
 
 
-Caller = Annotated[Principal, Depends(_principal)]
+async def _serve(request: Request, work: Work) -> Response:
+    """Authenticate and do the work in one trip to the thread pool, in one transaction."""
+    instance = get_instance(request)
+    header = request.headers.get("authorization")
+
+    def run() -> Response:
+        principal = _credentials(header, instance)
+        with instance.begin() as conn:
+            return work(conn, principal)
+
+    return await run_in_threadpool(run)
 
 
 def _reply(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     return Response(orjson.dumps(body), status, headers, media_type=TAXII_MEDIA_TYPE)
-
-
-def _root(api_root: str) -> None:
-    if api_root != API_ROOT:
-        raise _NoRoot(api_root)
 
 
 class _NoRoot(QalqanError):
@@ -218,6 +223,11 @@ class _NoRoot(QalqanError):
 
     def __init__(self, name: str) -> None:
         super().__init__(f"no API root {name[:100]!r}; this server has {API_ROOT!r}")
+
+
+def _root(api_root: str) -> None:
+    if api_root != API_ROOT:
+        raise _NoRoot(api_root)
 
 
 def _params(request: Request) -> dict[str, list[str]]:
@@ -241,32 +251,42 @@ def _collection(conn: Connection, principal: Principal, api_root: str, ref: str)
     return find_collection(conn, principal, ref)
 
 
-@router.get("/", summary="TAXII discovery", responses=_ok(200, "The discovery resource"))
-def discovery(conn: DbConn, principal: Caller) -> Response:
+def _node_name(conn: Connection) -> str:
     node = accounts_store.local_node(conn)
-    name = node.name if node else "Qalqan"
-    return _reply(
-        {
-            "title": f"Qalqan {name}",
-            "description": "Threat intelligence shared under TLP 2.0 and distribution rules.",
-            "default": f"{PREFIX}/{API_ROOT}/",
-            "api_roots": [f"{PREFIX}/{API_ROOT}/"],
-        }
-    )
+    return node.name if node else ""
+
+
+@router.get("/", summary="TAXII discovery", responses=_ok(200, "The discovery resource"))
+async def discovery(request: Request) -> Response:
+    def work(conn: Connection, principal: Principal) -> Response:
+        return _reply(
+            {
+                "title": f"Qalqan {_node_name(conn)}".strip(),
+                "description": "Threat intelligence shared under TLP 2.0 and distribution rules.",
+                "default": f"{PREFIX}/{API_ROOT}/",
+                "api_roots": [f"{PREFIX}/{API_ROOT}/"],
+            }
+        )
+
+    return await _serve(request, work)
 
 
 @router.get("/{api_root}/", summary="TAXII API root", responses=_ok(200, "The API root"))
-def api_root_info(request: Request, conn: DbConn, principal: Caller, api_root: str) -> Response:
-    _root(api_root)
-    node = accounts_store.local_node(conn)
-    return _reply(
-        {
-            "title": f"Qalqan {node.name if node else ''}".strip(),
-            "description": "Every collection here shows only what your organization may see.",
-            "versions": [TAXII_MEDIA_TYPE],
-            "max_content_length": get_instance(request).settings.max_body_bytes,
-        }
-    )
+async def api_root_info(request: Request, api_root: str) -> Response:
+    limit = get_instance(request).settings.max_body_bytes
+
+    def work(conn: Connection, principal: Principal) -> Response:
+        _root(api_root)
+        return _reply(
+            {
+                "title": f"Qalqan {_node_name(conn)}".strip(),
+                "description": "Every collection here shows only what your organization may see.",
+                "versions": [TAXII_MEDIA_TYPE],
+                "max_content_length": limit,
+            }
+        )
+
+    return await _serve(request, work)
 
 
 @router.get(
@@ -274,18 +294,24 @@ def api_root_info(request: Request, conn: DbConn, principal: Caller, api_root: s
     summary="TAXII status resource",
     responses=_ok(200, "The status resource"),
 )
-def status(conn: DbConn, principal: Caller, api_root: str, status_id: str) -> Response:
-    _root(api_root)
-    return _reply(service.status_resource(service.get_status(conn, principal, status_id)))
+async def status(request: Request, api_root: str, status_id: str) -> Response:
+    def work(conn: Connection, principal: Principal) -> Response:
+        _root(api_root)
+        return _reply(service.status_resource(service.get_status(conn, principal, status_id)))
+
+    return await _serve(request, work)
 
 
 @router.get(
     "/{api_root}/collections/", summary="TAXII collections", responses=_ok(200, "Collections")
 )
-def collections(conn: DbConn, principal: Caller, api_root: str) -> Response:
-    _root(api_root)
-    found = collections_for(conn, principal)
-    return _reply({"collections": [c.resource() for c in found]} if found else {})
+async def collections(request: Request, api_root: str) -> Response:
+    def work(conn: Connection, principal: Principal) -> Response:
+        _root(api_root)
+        found = collections_for(conn, principal)
+        return _reply({"collections": [c.resource() for c in found]} if found else {})
+
+    return await _serve(request, work)
 
 
 @router.get(
@@ -293,19 +319,21 @@ def collections(conn: DbConn, principal: Caller, api_root: str) -> Response:
     summary="One TAXII collection",
     responses=_ok(200, "The collection"),
 )
-def collection(conn: DbConn, principal: Caller, api_root: str, collection_id: str) -> Response:
-    return _reply(_collection(conn, principal, api_root, collection_id).resource())
+async def collection(request: Request, api_root: str, collection_id: str) -> Response:
+    def work(conn: Connection, principal: Principal) -> Response:
+        return _reply(_collection(conn, principal, api_root, collection_id).resource())
+
+    return await _serve(request, work)
 
 
 def _envelope(page: service.Page) -> bytes:
-    head = (
-        b'{"more":true,"next":"' + (page.next or "").encode() + b'"'
-        if page.more
-        else b'{"more":false'
-    )
+    if page.more:
+        head = b'{"more":true,"next":"' + (page.next or "").encode() + b'"'
+    else:
+        head = b'{"more":false'
     if not page.rows:
         return head + b"}"
-    return head + b',"objects":[' + ",".join(r[1] for r in page.rows).encode() + b"]}"
+    return head + b',"objects":[' + ",".join([r[1] for r in page.rows]).encode() + b"]}"
 
 
 @router.get(
@@ -314,13 +342,16 @@ def _envelope(page: service.Page) -> bytes:
     responses=_ok(200, "An envelope of objects"),
     openapi_extra=_filters(*(name for name, _ in _FILTERS)),
 )
-def get_objects(
-    request: Request, conn: DbConn, principal: Caller, api_root: str, collection_id: str
-) -> Response:
-    c = _collection(conn, principal, api_root, collection_id)
-    q, limit = service.parse_filters(_params(request), c.query())
-    page = service.get_objects(conn, principal, c, q, limit)
-    return Response(_envelope(page), 200, _added_headers(page), media_type=TAXII_MEDIA_TYPE)
+async def get_objects(request: Request, api_root: str, collection_id: str) -> Response:
+    params = _params(request)
+
+    def work(conn: Connection, principal: Principal) -> Response:
+        c = _collection(conn, principal, api_root, collection_id)
+        q, limit = service.parse_filters(params, c.query())
+        page = service.get_objects(conn, principal, c, q, limit)
+        return Response(_envelope(page), 200, _added_headers(page), media_type=TAXII_MEDIA_TYPE)
+
+    return await _serve(request, work)
 
 
 @router.post(
@@ -335,19 +366,18 @@ def get_objects(
         }
     },
 )
-async def add_objects(
-    request: Request, principal: Caller, api_root: str, collection_id: str
-) -> Response:
+async def add_objects(request: Request, api_root: str, collection_id: str) -> Response:
     body = await request.body()
-    instance = get_instance(request)
 
-    def run() -> dict[str, Any]:
+    def work(conn: Connection, principal: Principal) -> Response:
+        # Parsing a large body is CPU work too: it stays off the event loop with the import.
         envelope = load_document(body, "the envelope")
-        with instance.begin() as conn:
-            c = _collection(conn, principal, api_root, collection_id)
-            return service.status_resource(service.add_objects(conn, principal, c, envelope))
+        c = _collection(conn, principal, api_root, collection_id)
+        return _reply(
+            service.status_resource(service.add_objects(conn, principal, c, envelope)), 202
+        )
 
-    return _reply(await run_in_threadpool(run), 202)
+    return await _serve(request, work)
 
 
 @router.get(
@@ -356,20 +386,19 @@ async def add_objects(
     responses=_ok(200, "An envelope of the object's versions"),
     openapi_extra=_filters("added_after", "limit", "next", "match[version]", "match[spec_version]"),
 )
-def get_object(
-    request: Request,
-    conn: DbConn,
-    principal: Caller,
-    api_root: str,
-    collection_id: str,
-    object_id: str,
+async def get_object(
+    request: Request, api_root: str, collection_id: str, object_id: str
 ) -> Response:
-    c = _collection(conn, principal, api_root, collection_id)
-    q, limit = service.parse_filters(
-        _params(request), c.query(), matches=frozenset({"version", "spec_version"})
-    )
-    page = service.get_object(conn, principal, c, object_id, q, limit)
-    return Response(_envelope(page), 200, _added_headers(page), media_type=TAXII_MEDIA_TYPE)
+    params = _params(request)
+
+    def work(conn: Connection, principal: Principal) -> Response:
+        c = _collection(conn, principal, api_root, collection_id)
+        matches = frozenset({"version", "spec_version"})
+        q, limit = service.parse_filters(params, c.query(), matches=matches)
+        page = service.get_object(conn, principal, c, object_id, q, limit)
+        return Response(_envelope(page), 200, _added_headers(page), media_type=TAXII_MEDIA_TYPE)
+
+    return await _serve(request, work)
 
 
 @router.delete(
@@ -378,21 +407,19 @@ def get_object(
     responses={200: {"description": "Deleted", "content": {TAXII_MEDIA_TYPE: {}}}},
     openapi_extra=_filters("match[version]", "match[spec_version]"),
 )
-def delete_object(
-    request: Request,
-    conn: DbConn,
-    principal: Caller,
-    api_root: str,
-    collection_id: str,
-    object_id: str,
+async def delete_object(
+    request: Request, api_root: str, collection_id: str, object_id: str
 ) -> Response:
-    c = _collection(conn, principal, api_root, collection_id)
-    q, _ = service.parse_filters(
-        _params(request), c.query(), matches=frozenset({"version", "spec_version"}),
-        default_version="all",
-    )  # fmt: skip
-    service.delete_object(conn, principal, c, object_id, q)
-    return Response(status_code=200, media_type=TAXII_MEDIA_TYPE)
+    params = _params(request)
+
+    def work(conn: Connection, principal: Principal) -> Response:
+        c = _collection(conn, principal, api_root, collection_id)
+        matches = frozenset({"version", "spec_version"})
+        q, _ = service.parse_filters(params, c.query(), matches=matches, default_version="all")
+        service.delete_object(conn, principal, c, object_id, q)
+        return Response(status_code=200, media_type=TAXII_MEDIA_TYPE)
+
+    return await _serve(request, work)
 
 
 def _manifest_entry(row: ManifestRow) -> dict[str, Any]:
@@ -410,18 +437,21 @@ def _manifest_entry(row: ManifestRow) -> dict[str, Any]:
     responses=_ok(200, "The manifest"),
     openapi_extra=_filters(*(name for name, _ in _FILTERS)),
 )
-def get_manifest(
-    request: Request, conn: DbConn, principal: Caller, api_root: str, collection_id: str
-) -> Response:
-    c = _collection(conn, principal, api_root, collection_id)
-    q, limit = service.parse_filters(_params(request), c.query())
-    page = service.get_manifest(conn, principal, c, q, limit)
-    body: dict[str, Any] = {"more": page.more}
-    if page.next:
-        body["next"] = page.next
-    if page.rows:
-        body["objects"] = [_manifest_entry(r) for r in page.rows]
-    return _reply(body, headers=_added_headers(page))
+async def get_manifest(request: Request, api_root: str, collection_id: str) -> Response:
+    params = _params(request)
+
+    def work(conn: Connection, principal: Principal) -> Response:
+        c = _collection(conn, principal, api_root, collection_id)
+        q, limit = service.parse_filters(params, c.query())
+        page = service.get_manifest(conn, principal, c, q, limit)
+        body: dict[str, Any] = {"more": page.more}
+        if page.next:
+            body["next"] = page.next
+        if page.rows:
+            body["objects"] = [_manifest_entry(r) for r in page.rows]
+        return _reply(body, headers=_added_headers(page))
+
+    return await _serve(request, work)
 
 
 @router.get(
@@ -430,22 +460,21 @@ def get_manifest(
     responses=_ok(200, "The object's versions"),
     openapi_extra=_filters("added_after", "limit", "next", "match[spec_version]"),
 )
-def get_versions(
-    request: Request,
-    conn: DbConn,
-    principal: Caller,
-    api_root: str,
-    collection_id: str,
-    object_id: str,
+async def get_versions(
+    request: Request, api_root: str, collection_id: str, object_id: str
 ) -> Response:
-    c = _collection(conn, principal, api_root, collection_id)
-    q, limit = service.parse_filters(
-        _params(request), c.query(), matches=frozenset({"spec_version"}), default_version="all"
-    )
-    page = service.get_versions(conn, principal, c, object_id, q, limit)
-    body: dict[str, Any] = {"more": page.more}
-    if page.next:
-        body["next"] = page.next
-    if page.rows:
-        body["versions"] = [service.version_of(r) for r in page.rows]
-    return _reply(body, headers=_added_headers(page))
+    params = _params(request)
+
+    def work(conn: Connection, principal: Principal) -> Response:
+        c = _collection(conn, principal, api_root, collection_id)
+        matches = frozenset({"spec_version"})
+        q, limit = service.parse_filters(params, c.query(), matches=matches, default_version="all")
+        page = service.get_versions(conn, principal, c, object_id, q, limit)
+        body: dict[str, Any] = {"more": page.more}
+        if page.next:
+            body["next"] = page.next
+        if page.rows:
+            body["versions"] = [service.version_of(r) for r in page.rows]
+        return _reply(body, headers=_added_headers(page))
+
+    return await _serve(request, work)
