@@ -32,6 +32,18 @@ class Settings(BaseSettings):
     feed_max_bytes: int = Field(
         default=1 << 30, ge=1024, description="Largest feed resource fetched, in bytes."
     )
+    export_min_confidence: int = Field(
+        default=50,
+        ge=0,
+        le=100,
+        description="Confidence floor of detection exports when a request names none; "
+        "indicators without a confidence always pass.",
+    )
+    export_link_base: str | None = Field(
+        default=None,
+        description="This node's address as export readers reach it (https://host); detection "
+        "exports then link each value to its object (Zeek meta.url).",
+    )
     env: str = Field(default="dev", description="dev, test or production")
     log_level: str = "info"
 

@@ -134,7 +134,11 @@ NUL_REQUESTS = [
     pytest.param("GET", "/api/v1/objects", {"query": {"owner_org": NUL}}, None, id="owner-filter"),
     pytest.param("GET", "/api/v1/objects", {"query": {"text": NUL}}, None, id="text-filter"),
     pytest.param(
-        "GET", "/api/v1/export/stix", {"query": {"type": f"indicator{NUL}"}}, None, id="export"
+        "GET",
+        "/api/v1/export/{format}",
+        {"path_parameters": {"format": "stix"}, "query": {"type": f"indicator{NUL}"}},
+        None,
+        id="export",
     ),
     pytest.param(
         "PATCH",

@@ -11,7 +11,7 @@ from fastapi.responses import RedirectResponse
 from qalqan import __version__
 from qalqan.api.limits import BodyLimit
 from qalqan.api.problems import install_handlers
-from qalqan.api.routers import admin, feeds, health, objects, taxii
+from qalqan.api.routers import admin, exports, feeds, health, objects, taxii
 from qalqan.instance import Instance
 from qalqan.interop.taxii import server as taxii_server
 from qalqan.settings import Settings
@@ -32,7 +32,7 @@ def create_app(instance: Instance) -> FastAPI:
     )
     app.state.instance = instance
     install_handlers(app)
-    for module in (health, objects, admin, feeds, taxii):
+    for module in (health, objects, admin, feeds, taxii, exports):
         app.include_router(module.router, prefix=API_PREFIX)
     app.include_router(taxii_server.router)
 

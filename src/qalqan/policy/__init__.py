@@ -2,7 +2,8 @@
 
 Distribution says *who receives* an object; TLP says what a receiver may *do* with it. Every
 read path filters with :func:`visible_to` inside its SQL, before paging; writes ask
-:func:`may_write`; federation asks :func:`releasable_to_peer`; exports ask :func:`exportable`.
+:func:`may_write`; federation asks :func:`releasable_to_peer`; exports ask :func:`exportable`
+(one object) and filter with :func:`export_predicate` (active indicators, in SQL).
 """
 
 from __future__ import annotations
@@ -22,10 +23,13 @@ __all__ = [
     "can_administer_node",
     "can_administer_org",
     "collection_access",
+    "export_ceiling",
+    "export_predicate",
     "exportable",
     "handling_problem",
     "is_visible",
     "may_manage_feed",
+    "may_name_feed",
     "may_read_server_files",
     "may_run_feed",
     "may_write",
@@ -36,6 +40,8 @@ __all__ = [
 # Distributions every org on the node receives.
 BROADCAST: tuple[str, ...] = (Distribution.NODE, Distribution.CONNECTED, Distribution.ALL)
 DEFAULT_EXPORT_CEILING = TLP.GREEN
+# The highest ceiling an export may ask for: RED never leaves by export.
+_HIGHEST_EXPORT_CEILING = TLP.AMBER_STRICT
 _RED_DISTRIBUTIONS = (Distribution.ORGANIZATION, Distribution.SHARING_GROUP)
 _WRITER_ROLES = frozenset({Role.NODE_ADMIN, Role.ORG_ADMIN, Role.ANALYST, Role.SYNC})
 
@@ -180,3 +186,60 @@ def exportable(tlp: TLP, ceiling: TLP = DEFAULT_EXPORT_CEILING) -> bool:
     ``RED`` never leaves by export, whatever the ceiling.
     """
     return tlp is not TLP.RED and tlp <= ceiling
+
+
+def export_ceiling(requested: TLP | None) -> TLP:
+    """The TLP ceiling of a detection export: ``requested``, or :data:`DEFAULT_EXPORT_CEILING`.
+
+    Raises ``ValueError`` for ``RED``: nothing at RED leaves by export, so asking for it is a
+    mistake to report, not a request to quietly narrow.
+    """
+    if requested is None:
+        return DEFAULT_EXPORT_CEILING
+    if requested > _HIGHEST_EXPORT_CEILING:
+        raise ValueError(
+            "TLP:RED never leaves by export; the highest ceiling is "
+            f"{_HIGHEST_EXPORT_CEILING.label.lower()}"
+        )
+    return requested
+
+
+def export_predicate(
+    versions: FromClause,
+    observables: FromClause,
+    *,
+    now: int,
+    ceiling: TLP = DEFAULT_EXPORT_CEILING,
+    min_confidence: int | None = None,
+) -> ColumnElement[bool]:
+    """SQL predicate: the observable of this ``object_versions`` row may go into a detection
+    export whose TLP ceiling is ``ceiling``, at time ``now`` (µs).
+
+    Only *active* indicators qualify: the latest version, neither revoked nor withdrawn, meant
+    for detection, not expired, with a confidence that is unknown or at least
+    ``min_confidence``, at a TLP within the ceiling and never RED, and an observable that is on
+    no warninglist. Visibility is a separate rule: combine with :func:`visible_to`.
+    """
+    level = min(ceiling, _HIGHEST_EXPORT_CEILING)
+    clauses: list[ColumnElement[bool]] = [
+        versions.c.type == "indicator",
+        versions.c.is_latest.is_(True),
+        versions.c.revoked.is_(False),
+        versions.c.withdrawn.is_(False),
+        versions.c.detect.is_(True),
+        or_(versions.c.valid_until.is_(None), versions.c.valid_until > now),
+        versions.c.tlp <= int(level),
+        observables.c.warninglist.is_(None),
+    ]
+    if min_confidence is not None:
+        clauses.append(
+            or_(versions.c.confidence.is_(None), versions.c.confidence >= min_confidence)
+        )
+    return and_(*clauses)
+
+
+def may_name_feed(principal: Principal, owner_org_id: str) -> bool:
+    """May the principal name a feed owned by ``owner_org_id`` (e.g. to filter an export by
+    it)? Its own org's feeds, or any for node admins: other feeds are as if they did not
+    exist."""
+    return principal.role is Role.NODE_ADMIN or principal.org_id == owner_org_id

@@ -1,22 +1,19 @@
-"""STIX objects and observables: submit, list, read, revoke, look up, export."""
+"""STIX objects and observables: submit, list, read, revoke, look up."""
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import Iterator
 from dataclasses import replace
 from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import Response, StreamingResponse
+from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from qalqan.api.deps import CurrentPrincipal, DbConn, get_instance
 from qalqan.api.problems import problem_response, problem_responses
 from qalqan.api.schemas import ImportResult, ObjectItem, ObjectPage, ObjectVersions, ObservablePage
 from qalqan.domain.handling import TLP, Distribution
-from qalqan.domain.principal import Principal
 from qalqan.domain.stix import parse_timestamp
 from qalqan.errors import parse_field
 from qalqan.intel import reading
@@ -229,46 +226,3 @@ def find_observables(
             "next": page.next_cursor,
         }
     )
-
-
-def _stream(request: Request, principal: Principal, f: ObjectFilter) -> Iterator[bytes]:
-    with get_instance(request).begin() as conn:
-        yield from reading.stream_bundle(conn, principal, f)
-
-
-_BUNDLE_SCHEMA = {
-    "type": "object",
-    "required": ["type", "id", "objects"],
-    "properties": {
-        "type": {"const": "bundle"},
-        "id": {"type": "string"},
-        "objects": {"type": "array", "items": {"type": "object"}},
-    },
-}
-
-
-@router.get(
-    "/export/stix",
-    summary="A STIX 2.1 bundle of what you may see",
-    response_class=StreamingResponse,
-    responses={
-        200: {
-            "description": "A STIX 2.1 bundle",
-            "content": {"application/stix+json": {"schema": _BUNDLE_SCHEMA}},
-        }
-    },
-)
-def export_stix(
-    request: Request,
-    principal: CurrentPrincipal,
-    type: Annotated[list[str] | None, Query()] = None,
-    max_tlp: str | None = None,
-    added_after: str | None = None,
-) -> StreamingResponse:
-    """Streams the latest visible versions, byte for byte as stored."""
-    f = _filter(type, None, None, max_tlp, added_after, None, None, None, True)
-    f = replace(f, include_withdrawn=False)
-    chunks = _stream(request, principal, f)
-    # Taken before the response starts, so that a refused filter is a problem response.
-    head = next(chunks)
-    return StreamingResponse(itertools.chain((head,), chunks), media_type="application/stix+json")
