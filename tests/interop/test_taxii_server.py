@@ -403,3 +403,20 @@ def test_delete_needs_the_owner_and_write_access(site: Site) -> None:
     assert site.client.delete(url, headers=site.headers()).status_code == 200
     _error(site.get(url), 404)
     _error(site.client.delete(url, headers=site.headers()), 404)
+
+
+def test_pages_read_ahead_for_one_caller_never_reach_another(site: Site) -> None:
+    private = [indicator(f"10.77.0.{i}") for i in range(1, 21)]
+    site.store(private, tlp="amber", distribution="organization")
+    site.store([indicator(f"10.78.0.{i}") for i in range(1, 21)])
+    params = {"limit": "5", "match[type]": "indicator"}
+    url_a = site.objects_url("all", "analyst@a.test")
+    first = site.get(url_a, "analyst@a.test", **params).json()
+    assert first["more"] is True
+    # CERT-A's next page is being prepared; CERT-B asks with the same token.
+    for _ in range(3):
+        other = site.get(url_a, "analyst@b.test", **params, next=first["next"]).json()
+        ids = {o["id"] for o in other.get("objects", [])}
+        assert not ids & {o["id"] for o in private}
+    mine = site.get(url_a, "analyst@a.test", **params, next=first["next"]).json()
+    assert len(mine["objects"]) == 5

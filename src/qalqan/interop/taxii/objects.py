@@ -30,6 +30,7 @@ __all__ = [
     "MAX_PAGE",
     "Page",
     "add_objects",
+    "check_readable",
     "delete_object",
     "get_manifest",
     "get_object",
@@ -154,7 +155,7 @@ def _page(rows: list[Any], limit: int, added: list[int]) -> Page:
     )
 
 
-def _readable(collection: Collection) -> None:
+def check_readable(collection: Collection) -> None:
     if not collection.can_read:
         raise Forbidden(f"you may not read collection {collection.id}")
 
@@ -163,7 +164,7 @@ def get_objects(
     conn: Connection, principal: Principal, collection: Collection, q: ObjectQuery, limit: int
 ) -> Page:
     """A page of ``(date_added, content)`` rows."""
-    _readable(collection)
+    check_readable(collection)
     rows = store.object_page(conn, principal, q, limit + 1)
     return _page(rows, limit, [r[0] for r in rows])
 
@@ -177,7 +178,7 @@ def get_object(
     limit: int,
 ) -> Page:
     """A page of the versions of one object; NotFound when none is visible at all."""
-    _readable(collection)
+    check_readable(collection)
     _check_id(stix_id)
     page = get_objects(conn, principal, collection, replace(q, ids=[stix_id]), limit)
     if not page.rows and not _exists(conn, principal, collection, stix_id):
@@ -199,7 +200,7 @@ def get_manifest(
     conn: Connection, principal: Principal, collection: Collection, q: ObjectQuery, limit: int
 ) -> Page:
     """A page of :class:`ManifestRow`."""
-    _readable(collection)
+    check_readable(collection)
     rows = store.manifest_page(conn, principal, q, limit + 1)
     return _page(rows, limit, [r.date_added for r in rows])
 
@@ -219,7 +220,7 @@ def get_versions(
     limit: int,
 ) -> Page:
     """A page of the versions (manifest rows) of one object, oldest added first."""
-    _readable(collection)
+    check_readable(collection)
     _check_id(stix_id)
     page = get_manifest(conn, principal, collection, replace(q, ids=[stix_id]), limit)
     if not page.rows and not _exists(conn, principal, collection, stix_id):

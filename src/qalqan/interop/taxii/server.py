@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Hashable
+from dataclasses import replace
 from typing import Any
 
 import orjson
@@ -28,12 +29,15 @@ from qalqan.instance import Instance
 from qalqan.intel.importer import load_document
 from qalqan.interop.taxii import objects as service
 from qalqan.interop.taxii.collections import Collection, collections_for, find_collection
+from qalqan.interop.taxii.readahead import PreparedPage, ReadAhead
 from qalqan.store import accounts as accounts_store
-from qalqan.store.taxii import ManifestRow
+from qalqan.store.taxii import ManifestRow, ObjectQuery
 
 __all__ = ["API_ROOT", "PREFIX", "TAXII_MEDIA_TYPE", "router", "taxii_error"]
 
 PREFIX = "/taxii2"
+_READ_AHEAD = ReadAhead()
+_READ_AHEAD_LIMIT = 5000  # pages larger than this are not prepared in advance
 API_ROOT = "api"
 TAXII_MEDIA_TYPE = "application/taxii+json;version=2.1"
 STIX_MEDIA_TYPE = "application/stix+json;version=2.1"
@@ -336,6 +340,34 @@ def _envelope(page: service.Page) -> bytes:
     return head + b',"objects":[' + ",".join([r[1] for r in page.rows]).encode() + b"]}"
 
 
+def _render_objects(
+    conn: Connection, principal: Principal, c: Collection, q: ObjectQuery, limit: int
+) -> PreparedPage:
+    page = service.get_objects(conn, principal, c, q, limit)
+    following = replace(q, after=page.last_added) if page.more else None
+    return PreparedPage(_envelope(page), _added_headers(page), following)
+
+
+def _page_key(principal: Principal, c: Collection, q: ObjectQuery, limit: int) -> Hashable:
+    groups = tuple(sorted(principal.group_ids))
+    return (principal.user_id, principal.org_id, groups, c.id, repr(q), limit)
+
+
+def _read_ahead(
+    instance: Instance, principal: Principal, c: Collection, page: PreparedPage, limit: int
+) -> None:
+    """Prepare the page after ``page`` while the client reads this one."""
+    if page.following is None or limit > _READ_AHEAD_LIMIT:
+        return
+    following: ObjectQuery = page.following
+
+    def render() -> PreparedPage:
+        with instance.begin() as conn:
+            return _render_objects(conn, principal, c, following, limit)
+
+    _READ_AHEAD.prepare(_page_key(principal, c, following, limit), render)
+
+
 @router.get(
     "/{api_root}/collections/{collection_id}/objects/",
     summary="TAXII objects",
@@ -344,12 +376,16 @@ def _envelope(page: service.Page) -> bytes:
 )
 async def get_objects(request: Request, api_root: str, collection_id: str) -> Response:
     params = _params(request)
+    instance = get_instance(request)
 
     def work(conn: Connection, principal: Principal) -> Response:
         c = _collection(conn, principal, api_root, collection_id)
         q, limit = service.parse_filters(params, c.query())
-        page = service.get_objects(conn, principal, c, q, limit)
-        return Response(_envelope(page), 200, _added_headers(page), media_type=TAXII_MEDIA_TYPE)
+        service.check_readable(c)
+        prepared = _READ_AHEAD.take(_page_key(principal, c, q, limit)) if q.after else None
+        page = prepared or _render_objects(conn, principal, c, q, limit)
+        _read_ahead(instance, principal, c, page, limit)
+        return Response(page.body, 200, page.headers, media_type=TAXII_MEDIA_TYPE)
 
     return await _serve(request, work)
 
