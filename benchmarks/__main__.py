@@ -10,7 +10,15 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from benchmarks import feed_ingest, import_bulk, objects_page, observable_lookup, warninglist_check
+from benchmarks import (
+    export_stream,
+    feed_ingest,
+    import_bulk,
+    objects_page,
+    observable_lookup,
+    taxii_paging,
+    warninglist_check,
+)
 from benchmarks._common import Context, Row
 
 Benchmark = Callable[[Context], list[Row]]
@@ -22,6 +30,8 @@ BENCHMARKS: dict[str, Benchmark] = {
     feed_ingest.NAME: feed_ingest.run,
     feed_ingest.MEMORY_NAME: feed_ingest.run_memory,
     warninglist_check.NAME: warninglist_check.run,
+    export_stream.NAME: export_stream.run,
+    taxii_paging.NAME: taxii_paging.run,
 }
 
 
