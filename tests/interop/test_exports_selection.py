@@ -216,6 +216,7 @@ def test_bad_options_name_their_field(options: dict[str, Any], field: str) -> No
 
 
 def test_every_export_is_audited(node: TestNode) -> None:
+    submit(node, A, indicator("audited.example", kind="domain-name"))
     _, summary = export(node, B, "zeek", kinds=["domain"])
     with node.instance.begin() as conn:
         row = conn.execute(

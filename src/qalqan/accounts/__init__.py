@@ -46,9 +46,11 @@ __all__ = [
     "create_group",
     "create_key",
     "groups_for",
+    "identify",
     "init_node",
     "keys_for",
     "principal_for",
+    "record_use",
     "remove_group_member",
     "revoke_key",
     "set_org_defaults",
@@ -283,20 +285,42 @@ def revoke_key(conn: Connection, actor: Principal | None, key_ref: str) -> store
     return store.get_key(conn, key.id)
 
 
-def authenticate(conn: Connection, secret: str) -> Principal:
-    """The principal an API key stands for; Unauthorized for unknown, revoked or disabled keys."""
+def identify(conn: Connection, secret: str) -> tuple[Principal, str | None]:
+    """The principal an API key stands for, and the key's id if its last use should be
+    recorded now (see :func:`record_use`); Unauthorized for unknown, revoked or disabled keys.
+
+    Only reads: a caller that must not write in this transaction records the use in another.
+    """
     if not secret.startswith(KEY_PREFIX) or len(secret) > 200:
         raise Unauthorized("unknown API key")
-    found = store.find_key_by_hash(conn, _hash_key(secret))
+    found = store.find_key_with_groups(conn, _hash_key(secret))
     if found is None:
         raise Unauthorized("unknown API key")
-    key, user = found
+    key, user, groups = found
     if user.disabled:
         raise Unauthorized("this user is disabled")
-    at = now_us()
-    if key.last_used_at is None or at - key.last_used_at > _KEY_TOUCH_INTERVAL_US:
-        store.touch_key(conn, key.id, at)
-    return principal_for(conn, user)
+    stale = key.last_used_at is None or now_us() - key.last_used_at > _KEY_TOUCH_INTERVAL_US
+    principal = Principal(
+        user_id=user.id,
+        org_id=user.org_id,
+        role=Role(user.role),
+        group_ids=groups,
+        email=user.email,
+    )
+    return principal, key.id if stale else None
+
+
+def record_use(conn: Connection, key_id: str) -> None:
+    """Record that a key was used now."""
+    store.touch_key(conn, key_id, now_us())
+
+
+def authenticate(conn: Connection, secret: str) -> Principal:
+    """The principal an API key stands for; Unauthorized for unknown, revoked or disabled keys."""
+    principal, stale_key = identify(conn, secret)
+    if stale_key is not None:
+        record_use(conn, stale_key)
+    return principal
 
 
 def authenticate_password(conn: Connection, email: str, password: str) -> Principal:

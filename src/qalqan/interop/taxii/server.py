@@ -18,9 +18,10 @@ from fastapi import APIRouter, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from sqlalchemy import Connection
+from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 
-from qalqan.accounts import authenticate, authenticate_password
+from qalqan.accounts import KEY_PREFIX, authenticate_password, identify, record_use
 from qalqan.api.deps import get_instance
 from qalqan.domain.principal import Principal
 from qalqan.domain.stix import format_timestamp
@@ -182,22 +183,22 @@ router = APIRouter(
 )
 
 
-def _credentials(header: str | None, instance: Instance) -> Principal:
+def _identify(conn: Connection, header: str | None) -> tuple[Principal, str | None]:
+    """The caller, and the id of their API key if its use should be recorded."""
     if not header:
         raise Unauthorized("send an API key as a Bearer token, or HTTP Basic credentials")
     scheme, _, value = header.partition(" ")
     value = value.strip()
-    # A transaction of its own: recording a key's use must not turn the request's reads into
-    # a write transaction.
-    with instance.begin() as conn:
-        if scheme.lower() == "bearer":
-            return authenticate(conn, value)
-        if scheme.lower() == "basic":
-            try:
-                user, _, password = base64.b64decode(value, validate=True).decode().partition(":")
-            except (binascii.Error, UnicodeDecodeError):
-                raise Unauthorized("malformed Basic credentials") from None
-            return authenticate_password(conn, user, password)
+    if scheme.lower() == "bearer":
+        return identify(conn, value)
+    if scheme.lower() == "basic":
+        try:
+            user, _, password = base64.b64decode(value, validate=True).decode().partition(":")
+        except (binascii.Error, UnicodeDecodeError):
+            raise Unauthorized("malformed Basic credentials") from None
+        if password.startswith(KEY_PREFIX):
+            return identify(conn, password)
+        return authenticate_password(conn, user, password), None
     raise Unauthorized(f"unsupported authentication scheme {scheme[:20]!r}")
 
 
@@ -210,9 +211,14 @@ async def _serve(request: Request, work: Work) -> Response:
     header = request.headers.get("authorization")
 
     def run() -> Response:
-        principal = _credentials(header, instance)
         with instance.begin() as conn:
-            return work(conn, principal)
+            principal, stale_key = _identify(conn, header)
+            response = work(conn, principal)
+        if stale_key is not None:
+            # In a transaction of its own, and rarely: the work's reads stay a read transaction.
+            with instance.begin() as conn:
+                record_use(conn, stale_key)
+        return response
 
     return await run_in_threadpool(run)
 
@@ -384,8 +390,10 @@ async def get_objects(request: Request, api_root: str, collection_id: str) -> Re
         service.check_readable(c)
         prepared = _READ_AHEAD.take(_page_key(principal, c, q, limit)) if q.after else None
         page = prepared or _render_objects(conn, principal, c, q, limit)
-        _read_ahead(instance, principal, c, page, limit)
-        return Response(page.body, 200, page.headers, media_type=TAXII_MEDIA_TYPE)
+        # Once the page is sent: preparing the next one holds the interpreter for a while,
+        # which would otherwise hold up sending this one.
+        after = BackgroundTask(_read_ahead, instance, principal, c, page, limit)
+        return Response(page.body, 200, page.headers, media_type=TAXII_MEDIA_TYPE, background=after)
 
     return await _serve(request, work)
 
