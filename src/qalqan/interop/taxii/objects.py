@@ -7,7 +7,7 @@ Functions return data; :mod:`qalqan.interop.taxii.server` renders it as TAXII en
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -169,6 +169,22 @@ def get_objects(
     return _page(rows, limit, [r[0] for r in rows])
 
 
+def _of_one_object(
+    conn: Connection,
+    principal: Principal,
+    collection: Collection,
+    stix_id: str,
+    pages: Callable[[ObjectQuery], Page],
+    q: ObjectQuery,
+) -> Page:
+    """``pages`` narrowed to one object; NotFound when no version of it is visible at all."""
+    _check_id(stix_id)
+    page = pages(replace(q, ids=[stix_id]))
+    if not page.rows and not _exists(conn, principal, collection, stix_id):
+        raise NotFound(f"no object {stix_id} in collection {collection.id}")
+    return page
+
+
 def get_object(
     conn: Connection,
     principal: Principal,
@@ -178,12 +194,11 @@ def get_object(
     limit: int,
 ) -> Page:
     """A page of the versions of one object; NotFound when none is visible at all."""
-    check_readable(collection)
-    _check_id(stix_id)
-    page = get_objects(conn, principal, collection, replace(q, ids=[stix_id]), limit)
-    if not page.rows and not _exists(conn, principal, collection, stix_id):
-        raise NotFound(f"no object {stix_id} in collection {collection.id}")
-    return page
+
+    def pages(narrowed: ObjectQuery) -> Page:
+        return get_objects(conn, principal, collection, narrowed, limit)
+
+    return _of_one_object(conn, principal, collection, stix_id, pages, q)
 
 
 def _check_id(stix_id: str) -> None:
@@ -220,12 +235,11 @@ def get_versions(
     limit: int,
 ) -> Page:
     """A page of the versions (manifest rows) of one object, oldest added first."""
-    check_readable(collection)
-    _check_id(stix_id)
-    page = get_manifest(conn, principal, collection, replace(q, ids=[stix_id]), limit)
-    if not page.rows and not _exists(conn, principal, collection, stix_id):
-        raise NotFound(f"no object {stix_id} in collection {collection.id}")
-    return page
+
+    def pages(narrowed: ObjectQuery) -> Page:
+        return get_manifest(conn, principal, collection, narrowed, limit)
+
+    return _of_one_object(conn, principal, collection, stix_id, pages, q)
 
 
 def delete_object(

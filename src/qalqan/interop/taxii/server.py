@@ -466,6 +466,16 @@ async def delete_object(
     return await _serve(request, work)
 
 
+def _listing(page: service.Page, name: str, items: list[Any]) -> Response:
+    """A manifest or versions resource: ``more``, ``next`` and the items under ``name``."""
+    body: dict[str, Any] = {"more": page.more}
+    if page.next:
+        body["next"] = page.next
+    if items:
+        body[name] = items
+    return _reply(body, headers=_added_headers(page))
+
+
 def _manifest_entry(row: ManifestRow) -> dict[str, Any]:
     return {
         "id": row.stix_id,
@@ -488,12 +498,7 @@ async def get_manifest(request: Request, api_root: str, collection_id: str) -> R
         c = _collection(conn, principal, api_root, collection_id)
         q, limit = service.parse_filters(params, c.query())
         page = service.get_manifest(conn, principal, c, q, limit)
-        body: dict[str, Any] = {"more": page.more}
-        if page.next:
-            body["next"] = page.next
-        if page.rows:
-            body["objects"] = [_manifest_entry(r) for r in page.rows]
-        return _reply(body, headers=_added_headers(page))
+        return _listing(page, "objects", [_manifest_entry(r) for r in page.rows])
 
     return await _serve(request, work)
 
@@ -514,11 +519,6 @@ async def get_versions(
         matches = frozenset({"spec_version"})
         q, limit = service.parse_filters(params, c.query(), matches=matches, default_version="all")
         page = service.get_versions(conn, principal, c, object_id, q, limit)
-        body: dict[str, Any] = {"more": page.more}
-        if page.next:
-            body["next"] = page.next
-        if page.rows:
-            body["versions"] = [service.version_of(r) for r in page.rows]
-        return _reply(body, headers=_added_headers(page))
+        return _listing(page, "versions", [service.version_of(r) for r in page.rows])
 
     return await _serve(request, work)
