@@ -30,7 +30,6 @@ __all__ = [
     "MAX_PAGE",
     "Page",
     "add_objects",
-    "check_readable",
     "delete_object",
     "get_manifest",
     "get_object",
@@ -155,7 +154,7 @@ def _page(rows: list[Any], limit: int, added: list[int]) -> Page:
     )
 
 
-def check_readable(collection: Collection) -> None:
+def _readable(collection: Collection) -> None:
     if not collection.can_read:
         raise Forbidden(f"you may not read collection {collection.id}")
 
@@ -164,7 +163,7 @@ def get_objects(
     conn: Connection, principal: Principal, collection: Collection, q: ObjectQuery, limit: int
 ) -> Page:
     """A page of ``(date_added, content)`` rows."""
-    check_readable(collection)
+    _readable(collection)
     rows = store.object_page(conn, principal, q, limit + 1)
     return _page(rows, limit, [r[0] for r in rows])
 
@@ -215,7 +214,7 @@ def get_manifest(
     conn: Connection, principal: Principal, collection: Collection, q: ObjectQuery, limit: int
 ) -> Page:
     """A page of :class:`ManifestRow`."""
-    check_readable(collection)
+    _readable(collection)
     rows = store.manifest_page(conn, principal, q, limit + 1)
     return _page(rows, limit, [r.date_added for r in rows])
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Callable, Coroutine, Hashable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import orjson
@@ -25,9 +25,10 @@ from qalqan.accounts import KEY_PREFIX, authenticate_password, identify, record_
 from qalqan.api.deps import get_instance
 from qalqan.domain.principal import Principal
 from qalqan.domain.stix import format_timestamp
-from qalqan.errors import QalqanError, Unauthorized
+from qalqan.errors import InvalidInput, QalqanError, Unauthorized
 from qalqan.instance import Instance
 from qalqan.intel.importer import load_document
+from qalqan.intel.reading import decode_cursor
 from qalqan.interop.taxii import objects as service
 from qalqan.interop.taxii.collections import Collection, collections_for, find_collection
 from qalqan.interop.taxii.readahead import PreparedPage, ReadAhead
@@ -346,32 +347,65 @@ def _envelope(page: service.Page) -> bytes:
     return head + b',"objects":[' + ",".join([r[1] for r in page.rows]).encode() + b"]}"
 
 
+@dataclass(frozen=True, slots=True)
+class _Continuation:
+    """What preparing the page after a page needs: its collection, query and size."""
+
+    collection: Collection
+    query: ObjectQuery
+    limit: int
+
+
 def _render_objects(
     conn: Connection, principal: Principal, c: Collection, q: ObjectQuery, limit: int
 ) -> PreparedPage:
     page = service.get_objects(conn, principal, c, q, limit)
-    following = replace(q, after=page.last_added) if page.more else None
+    following = _Continuation(c, replace(q, after=page.last_added), limit) if page.more else None
     return PreparedPage(_envelope(page), _added_headers(page), following)
 
 
-def _page_key(principal: Principal, c: Collection, q: ObjectQuery, limit: int) -> Hashable:
+def _request_key(
+    principal: Principal, where: tuple[str, str], params: dict[str, list[str]], after: int
+) -> Hashable:
+    """A page request as the client will make it: the caller (user, org, groups), the API root
+    and collection as named in the URL, the parameters but ``next``, and the position."""
+    rest = tuple(sorted((name, tuple(v)) for name, v in params.items() if name != "next"))
     groups = tuple(sorted(principal.group_ids))
-    return (principal.user_id, principal.org_id, groups, c.id, repr(q), limit)
+    return (principal.user_id, principal.org_id, groups, where, rest, after)
 
 
 def _read_ahead(
-    instance: Instance, principal: Principal, c: Collection, page: PreparedPage, limit: int
+    instance: Instance,
+    principal: Principal,
+    where: tuple[str, str],
+    params: dict[str, list[str]],
+    page: PreparedPage,
 ) -> None:
     """Prepare the page after ``page`` while the client reads this one."""
-    if page.following is None or limit > _READ_AHEAD_LIMIT:
+    following: _Continuation | None = page.following
+    if following is None or following.limit > _READ_AHEAD_LIMIT:
         return
-    following: ObjectQuery = page.following
+    after = following.query.after
+    assert after is not None
 
     def render() -> PreparedPage:
         with instance.begin() as conn:
-            return _render_objects(conn, principal, c, following, limit)
+            return _render_objects(
+                conn, principal, following.collection, following.query, following.limit
+            )
 
-    _READ_AHEAD.prepare(_page_key(principal, c, following, limit), render)
+    _READ_AHEAD.prepare(_request_key(principal, where, params, after), render)
+
+
+def _position(params: dict[str, list[str]]) -> int | None:
+    """The position a ``next`` token names, or None (the request then reports a bad one)."""
+    token = params.get("next")
+    if not token or len(token) != 1:
+        return None
+    try:
+        return decode_cursor(token[0])
+    except InvalidInput:
+        return None
 
 
 @router.get(
@@ -383,17 +417,21 @@ def _read_ahead(
 async def get_objects(request: Request, api_root: str, collection_id: str) -> Response:
     params = _params(request)
     instance = get_instance(request)
+    where = (api_root, collection_id)
 
     def work(conn: Connection, principal: Principal) -> Response:
-        c = _collection(conn, principal, api_root, collection_id)
-        q, limit = service.parse_filters(params, c.query())
-        service.check_readable(c)
-        prepared = _READ_AHEAD.take(_page_key(principal, c, q, limit)) if q.after else None
-        page = prepared or _render_objects(conn, principal, c, q, limit)
+        after = _position(params)
+        # A page prepared for this very request, by this caller, a moment ago: the collection
+        # was found and the filters checked when it was prepared.
+        page = _READ_AHEAD.take(_request_key(principal, where, params, after)) if after else None
+        if page is None:
+            c = _collection(conn, principal, api_root, collection_id)
+            q, limit = service.parse_filters(params, c.query())
+            page = _render_objects(conn, principal, c, q, limit)
         # Once the page is sent: preparing the next one holds the interpreter for a while,
         # which would otherwise hold up sending this one.
-        after = BackgroundTask(_read_ahead, instance, principal, c, page, limit)
-        return Response(page.body, 200, page.headers, media_type=TAXII_MEDIA_TYPE, background=after)
+        later = BackgroundTask(_read_ahead, instance, principal, where, params, page)
+        return Response(page.body, 200, page.headers, media_type=TAXII_MEDIA_TYPE, background=later)
 
     return await _serve(request, work)
 
