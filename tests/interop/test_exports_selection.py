@@ -150,22 +150,6 @@ def test_red_and_other_orgs_private_objects_never_appear(node: TestNode) -> None
     assert "amber-node.example" not in values(node, A, kinds=["domain"])
 
 
-def test_red_never_leaves_in_a_stix_bundle_either(node: TestNode) -> None:
-    group = node.add_group("red-pair", "CERT-A", ["CERT-B"])
-    red_shared = indicator("red-shared.example", kind="domain-name")
-    amber = indicator("amber-bundle.example", kind="domain-name")
-    submit(node, A, red_shared, tlp=TLP.RED, distribution=Distribution.SHARING_GROUP, group=group)
-    submit(node, A, amber, tlp=TLP.AMBER, distribution=Distribution.NODE)
-    for email in (A, B):  # the owner, and a member of the group that may read it
-        files, _ = export(node, email, "stix")
-        ids = {o["id"] for o in orjson.loads(files[""])["objects"]}
-        assert red_shared["id"] not in ids
-        assert amber["id"] in ids
-    with pytest.raises(InvalidInput) as refused:
-        parse_request("stix", max_tlp="red")
-    assert refused.value.field == "max_tlp"
-
-
 def test_sharing_groups_decide_who_sees(node: TestNode) -> None:
     group = node.add_group("pair", "CERT-A", ["CERT-B"])
     shared = indicator("group-only.example", kind="domain-name")

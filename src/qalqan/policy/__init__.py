@@ -18,7 +18,6 @@ from qalqan.domain.principal import Principal, Role
 __all__ = [
     "BROADCAST",
     "DEFAULT_EXPORT_CEILING",
-    "HIGHEST_EXPORT_CEILING",
     "Handling",
     "PeerLink",
     "can_administer_node",
@@ -42,7 +41,7 @@ __all__ = [
 BROADCAST: tuple[str, ...] = (Distribution.NODE, Distribution.CONNECTED, Distribution.ALL)
 DEFAULT_EXPORT_CEILING = TLP.GREEN
 # The highest ceiling an export may ask for: RED never leaves by export.
-HIGHEST_EXPORT_CEILING = TLP.AMBER_STRICT
+_HIGHEST_EXPORT_CEILING = TLP.AMBER_STRICT
 _RED_DISTRIBUTIONS = (Distribution.ORGANIZATION, Distribution.SHARING_GROUP)
 _WRITER_ROLES = frozenset({Role.NODE_ADMIN, Role.ORG_ADMIN, Role.ANALYST, Role.SYNC})
 
@@ -197,10 +196,10 @@ def export_ceiling(requested: TLP | None) -> TLP:
     """
     if requested is None:
         return DEFAULT_EXPORT_CEILING
-    if requested > HIGHEST_EXPORT_CEILING:
+    if requested > _HIGHEST_EXPORT_CEILING:
         raise ValueError(
             "TLP:RED never leaves by export; the highest ceiling is "
-            f"{HIGHEST_EXPORT_CEILING.label.lower()}"
+            f"{_HIGHEST_EXPORT_CEILING.label.lower()}"
         )
     return requested
 
@@ -221,7 +220,7 @@ def export_predicate(
     ``min_confidence``, at a TLP within the ceiling and never RED, and an observable that is on
     no warninglist. Visibility is a separate rule: combine with :func:`visible_to`.
     """
-    level = min(ceiling, HIGHEST_EXPORT_CEILING)
+    level = min(ceiling, _HIGHEST_EXPORT_CEILING)
     clauses: list[ColumnElement[bool]] = [
         versions.c.type == "indicator",
         versions.c.is_latest.is_(True),

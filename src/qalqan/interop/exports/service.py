@@ -36,7 +36,7 @@ from qalqan.interop.exports.base import (
     RenderContext,
 )
 from qalqan.interop.exports.registry import get_format
-from qalqan.policy import HIGHEST_EXPORT_CEILING, export_ceiling, may_name_feed
+from qalqan.policy import export_ceiling, may_name_feed
 from qalqan.store import accounts as accounts_store
 from qalqan.store import exports as store
 from qalqan.store import feeds as feeds_store
@@ -131,14 +131,14 @@ def parse_request(
     """Read an export's options as given on a command line or in a query string.
 
     Raises ``InvalidInput`` naming the field: an unknown format or kind, a bad TLP (RED is
-    refused: it never leaves by export), a confidence outside 0 to 100, a malformed timestamp.
+    refused for detection exports), a confidence outside 0 to 100, a malformed timestamp.
     ``types`` are STIX types for the ``stix`` format and, like ``kinds``, observable kinds
     (or their STIX names, ``ipv4-addr``, ``domain-name``) for the others.
     """
     fmt = parse_field("format", get_format, format.strip().lower())
     ceiling = parse_field("max_tlp", TLP.parse, max_tlp)
     detection = fmt.kinds is not None
-    if ceiling is not None:
+    if detection and ceiling is not None:
         try:
             export_ceiling(ceiling)
         except ValueError as exc:
@@ -281,7 +281,7 @@ class _Reader:
         request = export.request
         selection = VersionSelection(
             types=request.types,
-            max_tlp=export.context.ceiling,
+            max_tlp=request.max_tlp,
             since=request.since,
             sources=export.sources or None,
             labels=request.labels or None,
@@ -323,12 +323,7 @@ def prepare(
             raise InvalidInput(f"feed: no feed {ref!r}", field="feed")
         sources.append(f"feed:{feed.id}")
     detection = request.format.kinds is not None
-    # A STIX bundle holds everything else the org may see unless narrowed; RED never leaves.
-    ceiling = (
-        export_ceiling(request.max_tlp)
-        if detection
-        else (request.max_tlp or HIGHEST_EXPORT_CEILING)
-    )
+    ceiling = export_ceiling(request.max_tlp) if detection else (request.max_tlp or TLP.RED)
     min_confidence = request.min_confidence
     if min_confidence is None and detection:
         min_confidence = default_min_confidence
