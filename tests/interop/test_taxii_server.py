@@ -420,3 +420,19 @@ def test_pages_read_ahead_for_one_caller_never_reach_another(site: Site) -> None
         assert not ids & {o["id"] for o in private}
     mine = site.get(url_a, "analyst@a.test", **params, next=first["next"]).json()
     assert len(mine["objects"]) == 5
+
+
+def test_pages_prepared_ahead_stop_with_the_app(instance: Instance) -> None:
+    node = TestNode.create(instance)
+    node.add_user("analyst@a.test", "CERT-A")
+    app = create_app(instance)
+    with TestClient(app) as client:
+        site = Site(node, client)
+        site.store([indicator(f"10.79.0.{i}") for i in range(1, 11)])
+        first = site.get(site.objects_url(), limit="3").json()
+        assert first["more"] is True
+    # Stopping the app waited for the page being prepared and dropped it: no render touches
+    # the database after the app is gone.
+    pages = app.state.taxii_read_ahead
+    pages.prepare("late", lambda: pytest.fail("rendered after the app stopped"))
+    assert pages.take("late") is None

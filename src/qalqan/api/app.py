@@ -34,7 +34,7 @@ def create_app(instance: Instance) -> FastAPI:
     install_handlers(app)
     for module in (health, objects, admin, feeds, taxii, exports):
         app.include_router(module.router, prefix=API_PREFIX)
-    app.include_router(taxii_server.router)
+    taxii_server.install(app)
 
     @app.get("/", include_in_schema=False)
     def root() -> RedirectResponse:

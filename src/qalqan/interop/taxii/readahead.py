@@ -37,17 +37,18 @@ class PreparedPage:
 
 
 class ReadAhead:
-    """Pages prepared in advance, by key; one per process serves every app in it."""
+    """Pages prepared in advance, by key, for one app; :meth:`close` it when the app stops."""
 
     def __init__(self, workers: int = 2) -> None:
         self._pages: OrderedDict[Hashable, tuple[float, Future[PreparedPage]]] = OrderedDict()
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="taxii-read-ahead")
+        self._closed = False
 
     def prepare(self, key: Hashable, render: Callable[[], PreparedPage]) -> None:
-        """Start rendering the page ``key`` in the background."""
+        """Start rendering the page ``key`` in the background (not once closed)."""
         with self._lock:
-            if key in self._pages:
+            if self._closed or key in self._pages:
                 return
             self._pages[key] = (time.monotonic(), self._pool.submit(render))
             while len(self._pages) > _MAX_PAGES:
@@ -69,3 +70,11 @@ class ReadAhead:
             return future.result(timeout=_WAIT_S)
         except Exception:  # the request then renders the page itself
             return None
+
+    def close(self) -> None:
+        """Drop the prepared pages and wait for renders under way: none may touch the database
+        after the app that started it has stopped."""
+        with self._lock:
+            self._closed = True
+            self._pages.clear()
+        self._pool.shutdown(wait=True, cancel_futures=True)

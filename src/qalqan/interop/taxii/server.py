@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Callable, Coroutine, Hashable
+from collections.abc import AsyncIterator, Callable, Coroutine, Hashable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from typing import Any
 
 import orjson
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from sqlalchemy import Connection
@@ -35,10 +36,9 @@ from qalqan.interop.taxii.readahead import PreparedPage, ReadAhead
 from qalqan.store import accounts as accounts_store
 from qalqan.store.taxii import ManifestRow, ObjectQuery
 
-__all__ = ["API_ROOT", "PREFIX", "TAXII_MEDIA_TYPE", "router", "taxii_error"]
+__all__ = ["API_ROOT", "PREFIX", "TAXII_MEDIA_TYPE", "install", "router", "taxii_error"]
 
 PREFIX = "/taxii2"
-_READ_AHEAD = ReadAhead()
 _READ_AHEAD_LIMIT = 5000  # pages larger than this are not prepared in advance
 API_ROOT = "api"
 TAXII_MEDIA_TYPE = "application/taxii+json;version=2.1"
@@ -54,6 +54,25 @@ _TITLES = {
     415: "Unsupported media type",
     422: "Refused by the handling rules",
 }
+
+
+def install(app: FastAPI) -> None:
+    """Serve TAXII in ``app``: the routes, and the pages prepared ahead, which live and stop
+    with the app."""
+    pages = ReadAhead()
+    app.state.taxii_read_ahead = pages
+    running = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(served: Any) -> AsyncIterator[Any]:
+        async with running(served) as state:
+            try:
+                yield state
+            finally:
+                await run_in_threadpool(pages.close)
+
+    app.router.lifespan_context = lifespan
+    app.include_router(router)
 
 
 def taxii_error(status: int, description: str, **headers: str) -> Response:
@@ -375,6 +394,7 @@ def _request_key(
 
 
 def _read_ahead(
+    pages: ReadAhead,
     instance: Instance,
     principal: Principal,
     where: tuple[str, str],
@@ -394,7 +414,7 @@ def _read_ahead(
                 conn, principal, following.collection, following.query, following.limit
             )
 
-    _READ_AHEAD.prepare(_request_key(principal, where, params, after), render)
+    pages.prepare(_request_key(principal, where, params, after), render)
 
 
 def _position(params: dict[str, list[str]]) -> int | None:
@@ -417,20 +437,21 @@ def _position(params: dict[str, list[str]]) -> int | None:
 async def get_objects(request: Request, api_root: str, collection_id: str) -> Response:
     params = _params(request)
     instance = get_instance(request)
+    pages: ReadAhead = request.app.state.taxii_read_ahead
     where = (api_root, collection_id)
 
     def work(conn: Connection, principal: Principal) -> Response:
         after = _position(params)
         # A page prepared for this very request, by this caller, a moment ago: the collection
         # was found and the filters checked when it was prepared.
-        page = _READ_AHEAD.take(_request_key(principal, where, params, after)) if after else None
+        page = pages.take(_request_key(principal, where, params, after)) if after else None
         if page is None:
             c = _collection(conn, principal, api_root, collection_id)
             q, limit = service.parse_filters(params, c.query())
             page = _render_objects(conn, principal, c, q, limit)
         # Once the page is sent: preparing the next one holds the interpreter for a while,
         # which would otherwise hold up sending this one.
-        later = BackgroundTask(_read_ahead, instance, principal, where, params, page)
+        later = BackgroundTask(_read_ahead, pages, instance, principal, where, params, page)
         return Response(page.body, 200, page.headers, media_type=TAXII_MEDIA_TYPE, background=later)
 
     return await _serve(request, work)
