@@ -11,9 +11,17 @@ from __future__ import annotations
 
 import re
 
-from qalqan.interop.exports.base import one_line
+from qalqan.interop.exports.base import RenderContext, one_line
 
-__all__ = ["ADDRESS_RE", "AddressGroups", "content_bytes", "rule_text", "url_parts"]
+__all__ = [
+    "ADDRESS_RE",
+    "CLASSTYPE",
+    "AddressGroups",
+    "address_rules",
+    "content_bytes",
+    "rule_text",
+    "url_parts",
+]
 
 # Canonical addresses and networks only: digits, hex, dots, colons and one prefix.
 ADDRESS_RE = re.compile(r"[0-9a-f.:]+(?:/[0-9]{1,3})?")
@@ -22,6 +30,7 @@ _MSG_SPECIAL_RE = re.compile(r'([\\";])')
 _CONTENT_PLAIN = frozenset(
     chr(c) for c in range(0x20, 0x7F) if chr(c) not in {'"', ";", "\\", "|", ":"}
 )
+CLASSTYPE = "classtype:trojan-activity"
 # Suricata refuses rules longer than 8 KB; stay well under it, for Snort too.
 _LIST_BUDGET = 4000
 
@@ -56,8 +65,12 @@ class AddressGroups:
         self._current: list[str] = []
         self._length = 0
 
-    def add(self, address: str) -> list[str] | None:
-        """Add one; returns a full list when one is ready."""
+    def add(self, address: str, ctx: RenderContext) -> list[str] | None:
+        """Add one; returns a full list when one is ready. A value that is not a canonical
+        address or network is skipped (and counted): it could break the rule's syntax."""
+        if ADDRESS_RE.fullmatch(address) is None:
+            ctx.skip("unsafe value")
+            return None
         self._current.append(address)
         self._length += len(address) + 1
         if self._length < _LIST_BUDGET:
@@ -70,6 +83,18 @@ class AddressGroups:
             return None
         ready, self._current, self._length = self._current, [], 0
         return ready
+
+
+def address_rules(addresses: list[str], org: str, sid: int, label: str = "") -> str:
+    """Two IP-only rules, traffic from and to the listed addresses, with ``sid`` and
+    ``sid + 1``; ``label`` ends their messages (e.g. ", group 3")."""
+    listed = "[" + ",".join(addresses) + "]"
+    return (
+        f'alert ip {listed} any -> $HOME_NET any (msg:"QALQAN {org} traffic from listed '
+        f'addresses{label}"; {CLASSTYPE}; sid:{sid}; rev:1;)\n'
+        f'alert ip $HOME_NET any -> {listed} any (msg:"QALQAN {org} traffic to listed '
+        f'addresses{label}"; {CLASSTYPE}; sid:{sid + 1}; rev:1;)\n'
+    )
 
 
 def url_parts(url: str) -> tuple[str, str] | None:

@@ -13,8 +13,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from qalqan.interop.exports._rules import (
-    ADDRESS_RE,
+    CLASSTYPE,
     AddressGroups,
+    address_rules,
     content_bytes,
     rule_text,
     url_parts,
@@ -32,7 +33,6 @@ from qalqan.interop.exports.base import (
 __all__ = ["FORMAT", "SID_BASE", "SnortFormat"]
 
 SID_BASE = 1_890_000
-_CLASS = "classtype:trojan-activity"
 
 
 def _dns_labels(domain: str) -> str:
@@ -57,18 +57,15 @@ class SnortFormat(ExportFormat):
             for item in batch:
                 kind, value = item[KIND], item[VALUE]
                 if kind in ("ip", "cidr"):
-                    if ADDRESS_RE.fullmatch(value) is None:
-                        ctx.skip("unsafe value")
-                        continue
-                    ready = groups.add(value)
+                    ready = groups.add(value, ctx)
                     if ready:
-                        rules.append(_ip_rules(ready, org, sid))
+                        rules.append(address_rules(ready, org, sid))
                         sid += 2
                 elif kind == "domain":
                     rules.append(
                         f'alert udp $HOME_NET any -> any 53 (msg:"QALQAN {org} DNS query for '
                         f'{rule_text(value, 120)}"; content:"{_dns_labels(value)}"; '
-                        f"nocase; fast_pattern; {_CLASS}; sid:{sid}; rev:1;)\n"
+                        f"nocase; fast_pattern; {CLASSTYPE}; sid:{sid}; rev:1;)\n"
                     )
                     sid += 1
                 else:
@@ -82,24 +79,14 @@ class SnortFormat(ExportFormat):
                         f'(msg:"QALQAN {org} request for {rule_text(value, 120)}"; '
                         f'flow:established,to_server; content:"{content_bytes(uri)}"; '
                         f'http_raw_uri; content:"Host|3A 20|{content_bytes(host)}"; '
-                        f"http_header; nocase; {_CLASS}; sid:{sid}; rev:1;)\n"
+                        f"http_header; nocase; {CLASSTYPE}; sid:{sid}; rev:1;)\n"
                     )
                     sid += 1
             if rules:
                 yield MAIN, "".join(rules).encode()
         rest = groups.flush()
         if rest:
-            yield MAIN, _ip_rules(rest, org, sid).encode()
-
-
-def _ip_rules(addresses: list[str], org: str, sid: int) -> str:
-    listed = "[" + ",".join(addresses) + "]"
-    return (
-        f'alert ip {listed} any -> $HOME_NET any (msg:"QALQAN {org} traffic from listed '
-        f'addresses"; {_CLASS}; sid:{sid}; rev:1;)\n'
-        f'alert ip $HOME_NET any -> {listed} any (msg:"QALQAN {org} traffic to listed '
-        f'addresses"; {_CLASS}; sid:{sid + 1}; rev:1;)\n'
-    )
+            yield MAIN, address_rules(rest, org, sid).encode()
 
 
 FORMAT = SnortFormat()

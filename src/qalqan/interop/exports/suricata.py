@@ -21,7 +21,13 @@ import base64
 import re
 from collections.abc import Iterator
 
-from qalqan.interop.exports._rules import ADDRESS_RE, AddressGroups, rule_text, url_parts
+from qalqan.interop.exports._rules import (
+    CLASSTYPE,
+    AddressGroups,
+    address_rules,
+    rule_text,
+    url_parts,
+)
 from qalqan.interop.exports.base import (
     KIND,
     MAIN,
@@ -38,7 +44,6 @@ SID_BASE = 1_880_000
 _IP_SID = SID_BASE + 1000
 _HASH_KEYWORDS = {"md5": "filemd5", "sha1": "filesha1", "sha256": "filesha256"}
 _HASH_PROTOCOLS = ("http", "smtp", "smb", "ftp-data")
-_CLASS = "classtype:trojan-activity"
 _HEX_RE = re.compile("[0-9a-f]+")
 
 
@@ -89,12 +94,9 @@ class SuricataFormat(ExportFormat):
             for item in batch:
                 kind, value = item[KIND], item[VALUE]
                 if kind in ("ip", "cidr"):
-                    if ADDRESS_RE.fullmatch(value) is None:
-                        ctx.skip("unsafe value")
-                        continue
-                    ready = groups.add(value)
+                    ready = groups.add(value, ctx)
                     if ready:
-                        rules.append(_ip_rules(ready, org, sid))
+                        rules.append(address_rules(ready, org, sid, _group_label(sid)))
                         sid += 2
                 elif kind == "domain":
                     side.setdefault("domain", []).append(_b64(value))
@@ -121,19 +123,12 @@ class SuricataFormat(ExportFormat):
                 yield MAIN, "".join(rules).encode()
         rest = groups.flush()
         if rest:
-            yield MAIN, _ip_rules(rest, org, sid).encode()
+            yield MAIN, address_rules(rest, org, sid, _group_label(sid)).encode()
         yield MAIN, "".join(_set_rules(org, files, counts)).encode()
 
 
-def _ip_rules(addresses: list[str], org: str, sid: int) -> str:
-    group = (sid - _IP_SID) // 2 + 1
-    listed = "[" + ",".join(addresses) + "]"
-    return (
-        f'alert ip {listed} any -> $HOME_NET any (msg:"QALQAN {org} traffic from listed '
-        f'addresses, group {group}"; {_CLASS}; sid:{sid}; rev:1;)\n'
-        f'alert ip $HOME_NET any -> {listed} any (msg:"QALQAN {org} traffic to listed '
-        f'addresses, group {group}"; {_CLASS}; sid:{sid + 1}; rev:1;)\n'
-    )
+def _group_label(sid: int) -> str:
+    return f", group {(sid - _IP_SID) // 2 + 1}"
 
 
 def _set_rules(org: str, files: dict[str, str], counts: dict[str, int]) -> Iterator[str]:
@@ -151,7 +146,8 @@ def _set_rules(org: str, files: dict[str, str], counts: dict[str, int]) -> Itera
             flow = "" if proto == "dns" else "flow:established,to_server; "
             yield (
                 f'alert {proto} $HOME_NET any -> any any (msg:"QALQAN {org} {what} a listed '
-                f'domain"; {flow}{buffer}; {domains}; {_CLASS}; sid:{SID_BASE + offset}; rev:1;)\n'
+                f'domain"; {flow}{buffer}; {domains}; {CLASSTYPE}; '
+                f"sid:{SID_BASE + offset}; rev:1;)\n"
             )
     if counts["url-host"] and counts["url-path"]:
         hosts = _dataset(
@@ -163,7 +159,7 @@ def _set_rules(org: str, files: dict[str, str], counts: dict[str, int]) -> Itera
         yield (
             f'alert http $HOME_NET any -> any any (msg:"QALQAN {org} request for a listed URL"; '
             f"flow:established,to_server; http.host; {hosts}; http.uri.raw; {paths}; "
-            f"{_CLASS}; sid:{SID_BASE + 10}; rev:1;)\n"
+            f"{CLASSTYPE}; sid:{SID_BASE + 10}; rev:1;)\n"
         )
     for row, (kind, keyword) in enumerate(_HASH_KEYWORDS.items()):
         if not counts[kind]:
@@ -171,7 +167,7 @@ def _set_rules(org: str, files: dict[str, str], counts: dict[str, int]) -> Itera
         for column, proto in enumerate(_HASH_PROTOCOLS):
             yield (
                 f'alert {proto} any any -> any any (msg:"QALQAN {org} file with a listed '
-                f'{kind.upper()} over {proto}"; {keyword}:{files[kind]}; {_CLASS}; '
+                f'{kind.upper()} over {proto}"; {keyword}:{files[kind]}; {CLASSTYPE}; '
                 f"sid:{SID_BASE + 20 + 10 * row + column}; rev:1;)\n"
             )
 

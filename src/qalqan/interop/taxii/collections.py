@@ -141,7 +141,7 @@ def _group_collection(group: accounts_store.GroupRecord) -> CollectionRecord:
 def _group_collections(conn: Connection, principal: Principal) -> list[CollectionRecord]:
     return [
         _group_collection(group)
-        for group in accounts_store.list_groups(conn)
+        for group in accounts_store.list_groups(conn, principal.org_id)
         if group.id in principal.group_ids
     ]
 

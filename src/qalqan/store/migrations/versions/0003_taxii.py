@@ -116,13 +116,20 @@ def _fill_detection_columns() -> None:
         ).all()
         if not rows:
             return
+        filled = []
         for date_added, content in rows:
             confidence, valid_until, detect = detection_columns(orjson.loads(content))
-            conn.execute(
-                sa.update(versions)
-                .where(versions.c.date_added == date_added)
-                .values(confidence=confidence, valid_until=valid_until, detect=detect)
-            )
+            filled.append({"key": date_added, "c": confidence, "v": valid_until, "d": detect})
+        conn.execute(
+            sa.update(versions)
+            .where(versions.c.date_added == sa.bindparam("key"))
+            .values(
+                confidence=sa.bindparam("c"),
+                valid_until=sa.bindparam("v"),
+                detect=sa.bindparam("d"),
+            ),
+            filled,
+        )
         after = rows[-1][0]
 
 
