@@ -44,6 +44,19 @@ class Settings(BaseSettings):
         description="This node's address as export readers reach it (https://host); detection "
         "exports then link each value to its object (Zeek meta.url).",
     )
+    sweep_stored_hits: int = Field(
+        default=10_000,
+        ge=0,
+        description="Hits of one sweep kept in the database (the output file has them all).",
+    )
+    sweep_max_upload_bytes: int = Field(
+        default=1024 * 1024 * 1024,
+        ge=1024,
+        description="Largest log file POST /api/v1/sweeps accepts.",
+    )
+    sigma_rules: Path | None = Field(
+        default=None, description="Directory of Sigma rules that API sweeps may apply."
+    )
     env: str = Field(default="dev", description="dev, test or production")
     log_level: str = "info"
 

@@ -10,6 +10,7 @@ from qalqan import __version__
 from qalqan.cli.admin import group_app, key_app, org_app, user_app
 from qalqan.cli.audit import audit_app
 from qalqan.cli.common import err_console
+from qalqan.cli.detect import sweep_command, watch_command
 from qalqan.cli.feeds import feed_app, warninglist_app, worker_command
 from qalqan.cli.intel import export_command, import_command
 from qalqan.cli.node import demo_command, init_command, serve_command
@@ -32,6 +33,8 @@ app.command("demo")(demo_command)
 app.command("worker")(worker_command)
 app.command("import")(import_command)
 app.command("export")(export_command)
+app.command("sweep")(sweep_command)
+app.command("watch")(watch_command)
 app.add_typer(org_app, name="org")
 app.add_typer(user_app, name="user")
 app.add_typer(key_app, name="key")

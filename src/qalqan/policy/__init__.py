@@ -3,7 +3,12 @@
 Distribution says *who receives* an object; TLP says what a receiver may *do* with it. Every
 read path filters with :func:`visible_to` inside its SQL, before paging; writes ask
 :func:`may_write`; federation asks :func:`releasable_to_peer`; exports ask :func:`exportable`
-(one object) and filter with :func:`export_predicate` (active indicators, in SQL).
+(one object) and filter with :func:`export_predicate` (active indicators, in SQL); sweeps use
+:func:`sweep_predicate` (active indicators at any TLP: what is matched stays on the node) and
+read only their own org's runs (:func:`runs_visible_to`).
+
+Besides its distribution, a version may name one *recipient* org that may also read it: a
+sighting shared back goes to the owner of the indicator it is about, and to no one else.
 """
 
 from __future__ import annotations
@@ -34,6 +39,9 @@ __all__ = [
     "may_run_feed",
     "may_write",
     "releasable_to_peer",
+    "runs_visible_to",
+    "sighting_recipient",
+    "sweep_predicate",
     "visible_to",
 ]
 
@@ -54,6 +62,7 @@ class Handling:
     tlp: TLP
     distribution: Distribution
     sharing_group_id: str | None = None
+    recipient_org_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +98,7 @@ def visible_to(principal: Principal, versions: FromClause) -> ColumnElement[bool
     clauses: list[ColumnElement[bool]] = [
         versions.c.owner_org_id == principal.org_id,
         versions.c.distribution.in_(BROADCAST),
+        versions.c.recipient_org_id == principal.org_id,
     ]
     if principal.group_ids:
         clauses.append(
@@ -103,6 +113,8 @@ def visible_to(principal: Principal, versions: FromClause) -> ColumnElement[bool
 def is_visible(principal: Principal, handling: Handling) -> bool:
     """The same rule as :func:`visible_to`, for one object already in memory."""
     if handling.owner_org_id == principal.org_id or handling.distribution in BROADCAST:
+        return True
+    if handling.recipient_org_id is not None and handling.recipient_org_id == principal.org_id:
         return True
     return (
         handling.distribution is Distribution.SHARING_GROUP
@@ -221,6 +233,25 @@ def export_predicate(
     no warninglist. Visibility is a separate rule: combine with :func:`visible_to`.
     """
     level = min(ceiling, _HIGHEST_EXPORT_CEILING)
+    return and_(
+        sweep_predicate(versions, observables, now=now, min_confidence=min_confidence),
+        versions.c.tlp <= int(level),
+    )
+
+
+def sweep_predicate(
+    versions: FromClause,
+    observables: FromClause | None,
+    *,
+    now: int,
+    min_confidence: int | None = None,
+) -> ColumnElement[bool]:
+    """SQL predicate: the indicator version (and its observable, if ``observables`` is given)
+    takes part in a sweep at time ``now`` (µs): the latest version, neither revoked nor
+    withdrawn, meant for detection, not expired, with a confidence that is unknown or at least
+    ``min_confidence``, and an observable on no warninglist. Any TLP: a sweep matches on the
+    node, nothing leaves it. Visibility is a separate rule: combine with :func:`visible_to`.
+    """
     clauses: list[ColumnElement[bool]] = [
         versions.c.type == "indicator",
         versions.c.is_latest.is_(True),
@@ -228,14 +259,30 @@ def export_predicate(
         versions.c.withdrawn.is_(False),
         versions.c.detect.is_(True),
         or_(versions.c.valid_until.is_(None), versions.c.valid_until > now),
-        versions.c.tlp <= int(level),
-        observables.c.warninglist.is_(None),
     ]
+    if observables is not None:
+        clauses.append(observables.c.warninglist.is_(None))
     if min_confidence is not None:
         clauses.append(
             or_(versions.c.confidence.is_(None), versions.c.confidence >= min_confidence)
         )
     return and_(*clauses)
+
+
+def runs_visible_to(principal: Principal, runs: FromClause) -> ColumnElement[bool]:
+    """SQL predicate: a detection run (and its hits) may be read by the principal. Runs are
+    about an org's own logs: only that org reads them, node admins of other orgs included."""
+    return runs.c.org_id == principal.org_id
+
+
+def sighting_recipient(
+    share: bool, sighting_owner_org_id: str, indicator_owner_org_id: str
+) -> str | None:
+    """The org a sighting is released to besides its owner: the indicator's owner when the
+    sweeping org shares it back, nobody otherwise (or when it sighted its own indicator)."""
+    if not share or indicator_owner_org_id == sighting_owner_org_id:
+        return None
+    return indicator_owner_org_id
 
 
 def may_name_feed(principal: Principal, owner_org_id: str) -> bool:

@@ -42,6 +42,7 @@ from qalqan.store.tables import orgs
 __all__ = [
     "IndicatorRow",
     "IndicatorSelection",
+    "StraightJoin",
     "VersionSelection",
     "fingerprint",
     "iter_indicator_observables",
@@ -114,15 +115,15 @@ def _narrowed(
     return stmt
 
 
-class _StraightJoin(Join):
+class StraightJoin(Join):
     """An inner join whose left side is read first. SQLite writes it ``CROSS JOIN``, the one
     hint its planner always follows; other databases get a plain join."""
 
     inherit_cache = True
 
 
-@compiles(_StraightJoin, "sqlite")
-def _straight_join_sqlite(join: _StraightJoin, compiler: Any, **kw: Any) -> str:
+@compiles(StraightJoin, "sqlite")
+def _straight_join_sqlite(join: StraightJoin, compiler: Any, **kw: Any) -> str:
     plain: str = compiler.visit_join(join, **kw)
     left = join.left._compiler_dispatch(compiler, **{**kw, "asfrom": True})
     # visit_join writes "<left> JOIN <right> ON ...": name the join CROSS after the left side.
@@ -149,7 +150,7 @@ def _indicator_query(
             ov.c.tlp,
             ov.c.owner_org_id,
         )
-        .select_from(_StraightJoin(obs, ov, ov.c.date_added == obs.c.version_id))
+        .select_from(StraightJoin(obs, ov, ov.c.date_added == obs.c.version_id))
         .where(
             obs.c.id > low,
             obs.c.id <= high,

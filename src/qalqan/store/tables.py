@@ -25,6 +25,8 @@ from sqlalchemy import (
 __all__ = [
     "api_keys",
     "audit_log",
+    "detection_hits",
+    "detection_runs",
     "feed_runs",
     "feed_values",
     "feeds",
@@ -147,10 +149,18 @@ object_versions = Table(
     Column("confidence", SmallInteger, nullable=True, comment="the content's confidence"),
     Column("valid_until", BigInteger, nullable=True, comment="the content's valid_until"),
     Column("detect", Boolean, nullable=False, default=True, comment="false: not for detection"),
+    Column(
+        "recipient_org_id",
+        String(UUID_LEN),
+        ForeignKey("orgs.id"),
+        nullable=True,
+        comment="one more org that may read it (the owner of the indicator a sighting is about)",
+    ),
     UniqueConstraint("stix_id", "modified"),
     # Unfiltered listings walk the primary key (date_added); listings by type use this one.
     Index("ix_object_versions_type_latest", "type", "is_latest", "date_added"),
     Index("ix_object_versions_owner", "owner_org_id", "date_added"),
+    Index("ix_object_versions_recipient", "recipient_org_id", "date_added"),
 )
 
 observables = Table(
@@ -301,4 +311,51 @@ taxii_statuses = Table(
     Column("successes", Text, nullable=False, default="[]", comment="JSON status details"),
     Column("failures", Text, nullable=False, default="[]", comment="JSON status details"),
     Column("pendings", Text, nullable=False, default="[]", comment="JSON status details"),
+)
+
+detection_runs = Table(
+    "detection_runs",
+    metadata,
+    Column("id", String(UUID_LEN), primary_key=True),
+    Column("org_id", String(UUID_LEN), ForeignKey("orgs.id"), nullable=False),
+    Column("user_id", String(UUID_LEN), nullable=True),
+    Column("origin", String(20), nullable=False, comment="cli, api or watch"),
+    Column("status", String(20), nullable=False, comment="queued, running, done or failed"),
+    Column("created_at", BigInteger, nullable=False),
+    Column("finished_at", BigInteger, nullable=True),
+    Column("files", Text, nullable=False, default="[]", comment="JSON list of file names"),
+    Column("options", Text, nullable=False, default="{}", comment="JSON: format, map, rules"),
+    Column("summary", Text, nullable=False, default="{}", comment="JSON run summary"),
+    Column("hit_count", Integer, nullable=False, default=0),
+    Column("error", Text, nullable=True),
+    Index("ix_detection_runs_org", "org_id", "created_at"),
+)
+
+detection_hits = Table(
+    "detection_hits",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column(
+        "run_id",
+        String(UUID_LEN),
+        ForeignKey("detection_runs.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("kind", String(10), nullable=False, comment="indicator or rule"),
+    Column("file", Text, nullable=False),
+    Column("line", BigInteger, nullable=False),
+    Column("offset", BigInteger, nullable=True),
+    Column("event_time", BigInteger, nullable=True),
+    Column("match_id", String(300), nullable=False, comment="indicator STIX id or rule id"),
+    Column("value", Text, nullable=True),
+    Column("field", String(200), nullable=True),
+    Column("title", Text, nullable=True),
+    Column("level", String(20), nullable=True),
+    Column("owner_org_id", String(UUID_LEN), nullable=True),
+    Column("tlp", SmallInteger, nullable=True),
+    Column("confidence", SmallInteger, nullable=True),
+    Column("tags", Text, nullable=True, comment="JSON list of rule tags"),
+    Column("event", Text, nullable=False, comment="JSON of the event's fields"),
+    Index("ix_detection_hits_run", "run_id", "id"),
+    Index("ix_detection_hits_match", "match_id"),
 )
