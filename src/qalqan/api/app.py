@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.concurrency import run_in_threadpool
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import RedirectResponse
 
 from qalqan import __version__
 from qalqan.api.limits import BodyLimit
 from qalqan.api.problems import install_handlers
-from qalqan.api.routers import admin, exports, feeds, health, objects, taxii
+from qalqan.api.routers import admin, detections, exports, feeds, health, objects, taxii
+from qalqan.detect.jobs import SweepJobs
 from qalqan.instance import Instance
 from qalqan.interop.taxii import server as taxii_server
 from qalqan.settings import Settings
@@ -32,15 +36,20 @@ def create_app(instance: Instance) -> FastAPI:
     )
     app.state.instance = instance
     install_handlers(app)
-    for module in (health, objects, admin, feeds, taxii, exports):
+    for module in (health, objects, admin, feeds, taxii, exports, detections):
         app.include_router(module.router, prefix=API_PREFIX)
     taxii_server.install(app)
+    _install_sweeps(app, instance)
 
     @app.get("/", include_in_schema=False)
     def root() -> RedirectResponse:
         return RedirectResponse("/docs")
 
-    app.add_middleware(BodyLimit, limit=instance.settings.max_body_bytes)
+    app.add_middleware(
+        BodyLimit,
+        limit=instance.settings.max_body_bytes,
+        exempt=frozenset({API_PREFIX + detections.SWEEPS_PATH}),
+    )
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
@@ -56,6 +65,28 @@ def create_app(instance: Instance) -> FastAPI:
 
     app.openapi = openapi  # type: ignore[method-assign]
     return app
+
+
+def _install_sweeps(app: FastAPI, instance: Instance) -> None:
+    """Background sweeps of uploaded logs, which live and stop with the app."""
+    settings = instance.settings
+    jobs = SweepJobs(
+        instance.engine,
+        settings.data_dir / "uploads",
+        stored_hits=settings.sweep_stored_hits,
+    )
+    app.state.sweep_jobs = jobs
+    running = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(served: Any) -> AsyncIterator[Any]:
+        async with running(served) as state:
+            try:
+                yield state
+            finally:
+                await run_in_threadpool(jobs.close)
+
+    app.router.lifespan_context = lifespan
 
 
 def _without_422(document: dict[str, Any]) -> dict[str, Any]:

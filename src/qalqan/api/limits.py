@@ -17,14 +17,19 @@ class _TooLarge(Exception):
 
 class BodyLimit:
     """ASGI middleware: 413 when Content-Length, or the bytes actually sent, exceed ``limit``
-    (a TAXII error message under ``/taxii2/``, a problem document elsewhere)."""
+    (a TAXII error message under ``/taxii2/``, a problem document elsewhere).
 
-    def __init__(self, app: ASGIApp, limit: int) -> None:
+    Paths in ``exempt`` are left to their route, which streams the body to disk under a limit
+    of its own (log uploads).
+    """
+
+    def __init__(self, app: ASGIApp, limit: int, exempt: frozenset[str] = frozenset()) -> None:
         self.app = app
         self.limit = limit
+        self.exempt = exempt
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or scope.get("path") in self.exempt:
             await self.app(scope, receive, send)
             return
         declared = dict(scope["headers"]).get(b"content-length")

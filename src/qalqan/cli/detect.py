@@ -24,12 +24,12 @@ from rich.table import Table
 
 from qalqan.cli.common import JsonOption, console, err_console, open_instance, print_json
 from qalqan.cli.common import org_principal as principal_of
-from qalqan.detect.matcher import field_kind
+from qalqan.detect.matcher import parse_field_map
 from qalqan.detect.sweep import SweepOptions, SweepSummary, parse_since, run_sweep, write_jsonl
 from qalqan.errors import InvalidInput
 from qalqan.settings import Settings
 
-__all__ = ["parse_map", "sweep_command", "watch_command"]
+__all__ = ["sweep_command", "watch_command"]
 
 _SHOWN = 10
 _MAP_HELP = (
@@ -38,22 +38,6 @@ _MAP_HELP = (
     "of the log format."
 )
 _FORMAT_HELP = "auto, jsonl, zeek, zeek-json, eve, csv, tsv, cef, leef, syslog, winevt, parquet."
-
-
-def parse_map(entries: list[str]) -> dict[str, str] | None:
-    """``--map`` entries as ``{field: kind}``; None when none are given."""
-    if not entries:
-        return None
-    fields: dict[str, str] = {}
-    for entry in entries:
-        name, sep, kind = entry.partition("=")
-        if not sep or not name.strip() or not kind.strip():
-            raise InvalidInput(f"--map {entry!r}: write FIELD=KIND, e.g. query=domain", field="map")
-        try:
-            fields[name.strip()] = field_kind(kind.strip())
-        except ValueError as exc:
-            raise InvalidInput(f"--map {entry!r}: {exc}", field="map") from None
-    return fields
 
 
 def _total_bytes(paths: list[str]) -> int | None:
@@ -149,7 +133,7 @@ def sweep_command(
     options = SweepOptions(
         paths=paths,
         format=format,
-        fields=parse_map(map_),
+        fields=parse_field_map(map_),
         rules=[str(r) for r in rules],
         since=_since(since),
         share=share,
@@ -234,7 +218,7 @@ def watch_command(
     options = SweepOptions(
         paths=[path],
         format=format,
-        fields=parse_map(map_),
+        fields=parse_field_map(map_),
         rules=[str(r) for r in rules],
         share=share,
         origin="watch",

@@ -20,15 +20,23 @@ as the observable index normalizes them.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Final
 
 import polars as pl
 
 from qalqan.detect.plan import SweepPlan, address_key
 from qalqan.domain.observables import InvalidObservable, normalize
+from qalqan.errors import InvalidInput
 
-__all__ = ["FIELD_KINDS", "HIT_SCHEMA", "KIND_ALIASES", "field_kind", "match_iocs"]
+__all__ = [
+    "FIELD_KINDS",
+    "HIT_SCHEMA",
+    "KIND_ALIASES",
+    "field_kind",
+    "match_iocs",
+    "parse_field_map",
+]
 
 FIELD_KINDS: Final[tuple[str, ...]] = (
     "ip",
@@ -76,6 +84,23 @@ def field_kind(name: str) -> str:
     return kind
 
 
+def parse_field_map(entries: Sequence[str]) -> dict[str, str] | None:
+    """``FIELD=KIND`` entries (``--map``) as ``{field: kind}``; None when there are none.
+    Raises ``InvalidInput`` naming the entry that is wrong and why."""
+    if not entries:
+        return None
+    fields: dict[str, str] = {}
+    for entry in entries:
+        name, sep, kind = entry.partition("=")
+        if not sep or not name.strip() or not kind.strip():
+            raise InvalidInput(f"map {entry!r}: write FIELD=KIND, e.g. query=domain", field="map")
+        try:
+            fields[name.strip()] = field_kind(kind.strip())
+        except ValueError as exc:
+            raise InvalidInput(f"map {entry!r}: {exc}", field="map") from None
+    return fields
+
+
 def _empty() -> pl.DataFrame:
     return pl.DataFrame(schema=HIT_SCHEMA)
 
@@ -96,13 +121,22 @@ def _lookup(frame: pl.DataFrame, table: pl.DataFrame | None, field: str) -> pl.D
 
 
 def _ipv4_numbers(frame: pl.DataFrame) -> pl.DataFrame:
-    """``(row, address)`` of the values that are dotted-quad IPv4 addresses, as numbers."""
+    """``(row, address)`` of the values that are dotted-quad IPv4 addresses in canonical
+    form (decimal octets without signs or leading zeros), as numbers."""
     parts = frame.select(
         pl.col(_ROW),
-        pl.col(_V).str.split_exact(".", 3).struct.rename_fields(list(_IPV4_PARTS)),
+        pl.col(_V).str.len_bytes().alias("length"),
+        pl.col(_V).str.splitn(".", 4).struct.rename_fields(list(_IPV4_PARTS)),
     ).unnest(_V)
     numbers = [pl.col(p).cast(pl.UInt32, strict=False) for p in _IPV4_PARTS]
-    valid = pl.all_horizontal([n <= 255 for n in numbers]).fill_null(False)
+    # The text is canonical when it is exactly as long as the octets written plainly: that
+    # refuses "01", "+1" and spaces without a regular expression.
+    plain_length = sum(
+        (1 + (n >= 10).cast(pl.UInt32) + (n >= 100).cast(pl.UInt32)) for n in numbers
+    )
+    valid = (
+        pl.all_horizontal([n <= 255 for n in numbers]) & (pl.col("length") == plain_length + 3)
+    ).fill_null(False)
     address = (
         (numbers[0] * 16_777_216) + (numbers[1] * 65_536) + (numbers[2] * 256) + numbers[3]
     ).alias("address")
@@ -204,7 +238,7 @@ def _match_domain(plan: SweepPlan, frame: pl.DataFrame, field: str) -> list[pl.D
             out.append(_hits(found, table, field))
         current = current.filter(pl.col("n") > shallowest).select(
             pl.col(_ROW),
-            pl.col(_V).str.slice(pl.col(_V).str.find(".", literal=True) + 1),
+            pl.col(_V).str.splitn(".", 2).struct.field("field_1").alias(_V),
             pl.col("n") - 1,
         )
     return out
