@@ -139,3 +139,12 @@ def test_field_maps_name_the_bad_entry() -> None:
 def test_an_empty_plan_matches_nothing() -> None:
     frame = pl.DataFrame({"q": ["<script>alert(1)</script>"]})
     assert match_iocs(build_plan([]), frame, {"q": "domain"}).height == 0
+
+
+def test_list_fields_are_matched_item_by_item_but_urls_keep_their_commas() -> None:
+    values = _values(("ip", "10.9.8.7"), ("domain", "evil.example"), ("url", "http://x.example/a"))
+    assert _hits(values, ["1.1.1.1,10.9.8.7", '["a.evil.example", "ok.example"]'], "host") == [
+        (0, "10.9.8.7"),
+        (1, "evil.example"),
+    ]
+    assert _hits(values, ["http://x.example/a,b"], "url") == []

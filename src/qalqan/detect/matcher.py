@@ -9,8 +9,13 @@ than the canonical one). What a field holds is said by a *field kind*:
 ``url``      a URL; hits URL indicators after normalization, and its host as ``host``
 ``host``     an address or a domain name
 ``email``    an email address
-``md5`` ``sha1`` ``sha256`` ``sha512`` ``hash``   a file hash (``hash``: any algorithm)
-``hashes``   a list such as ``SHA1=...,MD5=...`` (Sysmon); every hash in it is looked up
+``md5`` ``sha1`` ``sha256`` ``sha512``   a file hash of that algorithm
+``hash`` ``hashes``   any hash, or a list such as ``SHA1=...,MD5=...`` (Sysmon): every run
+             of 32, 40, 64 or 128 hex digits in it is looked up
+
+A field that holds several values (a JSON list such as ``["a","b"]``, or values joined by
+commas as Zeek writes sets) is matched value by value, except for URLs, where a comma is part
+of the URL.
 
 Values are compared as the log writes them, except that case never matters (nor a trailing dot
 of a domain), IPv6 addresses in any spelling meet their canonical form, and URLs are normalized
@@ -343,9 +348,27 @@ def _match_field(plan: SweepPlan, frame: pl.DataFrame, field: str, kind: str) ->
         return _match_url(plan, frame, field)
     if kind == "email":
         return _match_lowercase(plan, frame, field, "email")
-    if kind == "hashes":
+    if kind in ("hash", "hashes"):
         return _match_hashes(plan, frame, field)
     return _match_lowercase(plan, frame, field, "hash")
+
+
+_LISTED: Final = ("ip", "domain", "host", "email", "md5", "sha1", "sha256", "sha512")
+
+
+def _list_items(values: pl.DataFrame) -> pl.DataFrame:
+    """``(row, v)`` for each item of the values that are lists (JSON or comma-joined)."""
+    listed = values.filter(
+        pl.col(_V).str.contains(",", literal=True) | pl.col(_V).str.starts_with("[")
+    )
+    if listed.height == 0:
+        return listed
+    return (
+        listed.with_columns(pl.col(_V).str.strip_chars("[] ").str.split(","))
+        .explode(_V)
+        .with_columns(pl.col(_V).str.strip_chars(' "'))
+        .filter(pl.col(_V) != "")
+    )
 
 
 def match_iocs(plan: SweepPlan, frame: pl.DataFrame, fields: Mapping[str, str]) -> pl.DataFrame:
@@ -365,6 +388,10 @@ def match_iocs(plan: SweepPlan, frame: pl.DataFrame, fields: Mapping[str, str]) 
         values = pl.DataFrame(
             {_ROW: pl.int_range(0, frame.height, dtype=pl.UInt32, eager=True), _V: column}
         ).filter(pl.col(_V).is_not_null())
+        if kind in _LISTED:
+            items = _list_items(values)
+            if items.height:
+                values = pl.concat([values, items], how="vertical")
         parts.extend(_match_field(plan, values, field, kind))
         if plan.patterns:
             parts.extend(_match_patterns(plan, values, field, kind))
