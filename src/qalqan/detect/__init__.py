@@ -5,3 +5,5 @@ rules, and report what hit.
 ``readers`` turn files into batches of events; ``plan`` and ``matcher`` are the IOC sweep;
 ``sigma`` compiles and runs Sigma rules; ``sweep`` ties a run together and records it.
 """
+
+__all__: list[str] = []
