@@ -6,13 +6,16 @@ from __future__ import annotations
 import pytest
 
 from qalqan.domain.handling import TLP, Distribution
+from qalqan.domain.principal import Principal, Role
 from qalqan.policy import (
     DEFAULT_EXPORT_CEILING,
     Handling,
     PeerLink,
     exportable,
     handling_problem,
+    is_visible,
     releasable_to_peer,
+    sighting_recipient,
 )
 
 ORG_A, ORG_B, ORG_P, ORG_Q = "org-a", "org-b", "org-peer", "org-other-peer"
@@ -184,3 +187,21 @@ def test_red_never_leaves_by_export() -> None:
     assert exportable(TLP.AMBER_STRICT, TLP.RED)
     assert not exportable(TLP.AMBER_STRICT, TLP.AMBER)
     assert exportable(TLP.AMBER, TLP.AMBER)
+
+
+# sightings shared back
+
+
+def test_a_sighting_goes_back_to_the_indicator_owner_only_when_shared() -> None:
+    assert sighting_recipient(True, ORG_B, ORG_A) == ORG_A
+    assert sighting_recipient(False, ORG_B, ORG_A) is None
+    assert sighting_recipient(True, ORG_A, ORG_A) is None
+
+
+@pytest.mark.parametrize("tlp", [TLP.AMBER, TLP.RED], ids=_name)
+def test_a_recipient_reads_an_org_only_version_and_nobody_else_does(tlp: TLP) -> None:
+    handling = Handling(ORG_B, tlp, Distribution.ORGANIZATION, recipient_org_id=ORG_A)
+    for org, seen in ((ORG_A, True), (ORG_B, True), (ORG_P, False), (ORG_Q, False)):
+        viewer = Principal(user_id=None, org_id=org, role=Role.ANALYST, group_ids=frozenset())
+        assert is_visible(viewer, handling) is seen
+    assert releasable_to_peer(handling, OPEN_LINK) is None
