@@ -57,7 +57,11 @@ def _output(out: Path | None) -> Iterator[IO[bytes] | None]:
         yield sys.stdout.buffer
         sys.stdout.buffer.flush()
     else:
-        with out.open("wb") as handle:
+        try:
+            handle = out.open("wb")
+        except OSError as exc:
+            raise InvalidInput(f"--out {out}: {exc.strerror or exc}", field="out") from exc
+        with handle:
             yield handle
 
 

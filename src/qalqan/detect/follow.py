@@ -42,6 +42,7 @@ class _Tail:
         self.path = path
         self._handle: BinaryIO | None = None
         self._inode: int | None = None
+        self.restarts = 0  # times the file was truncated or replaced and read from its start
         if path == "-":
             return
         if not os.path.isfile(path):
@@ -70,6 +71,7 @@ class _Tail:
             return b""
         if status.st_ino != self._inode or status.st_size < self._handle.tell():
             self._open(from_start=True)
+            self.restarts += 1
         return b""
 
     def close(self) -> None:
@@ -101,12 +103,16 @@ def follow(
     try:
         sweeper = new_sweeper(run_id, plan, options, [path])
         reader = None if options.format == "auto" else READERS[options.format]()
-        pending, line, offset = b"", 1, 0
+        pending, line, offset, restarts = b"", 1, 0, 0
         try:
             while stop is None or not stop.is_set():
                 data = tail.read()
                 if data is None:
                     break
+                if tail.restarts != restarts:
+                    # A new file: its lines count from 1, and the old one's unfinished line is
+                    # not glued to its first.
+                    pending, line, offset, restarts = b"", 1, 0, tail.restarts
                 if not data:
                     time.sleep(poll)
                     continue
@@ -120,7 +126,7 @@ def follow(
                 batch = reader.parse_chunk(chunk, file=path, first_line=line, offset=offset)
                 line += chunk.count(b"\n")
                 offset += len(chunk)
-                sweeper.summary.bytes_read = offset
+                sweeper.summary.bytes_read += len(chunk)
                 records = sweeper.match(batch)
                 if records:
                     sink(records)

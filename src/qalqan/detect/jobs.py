@@ -54,21 +54,23 @@ class SweepJobs:
         self, run_id: str, principal: Principal, options: SweepOptions, upload: Path
     ) -> None:
         """Record the run as queued and sweep ``upload`` in the background."""
-        with self._engine.begin() as conn:
-            store.create_run(
-                conn,
-                run_id=run_id,
-                principal=principal,
-                origin=options.origin,
-                files=[str(options.paths[0])],
-                options=options.to_dict(),
-                at=now_us(),
-                status="queued",
-            )
+        # Checked and recorded under the lock: once closed, no run is left queued that no
+        # worker will take.
         with self._lock:
             if self._closed:
                 upload.unlink(missing_ok=True)
                 raise QalqanError("the server is shutting down; send the log again later")
+            with self._engine.begin() as conn:
+                store.create_run(
+                    conn,
+                    run_id=run_id,
+                    principal=principal,
+                    origin=options.origin,
+                    files=[str(options.paths[0])],
+                    options=options.to_dict(),
+                    at=now_us(),
+                    status="queued",
+                )
             future = self._pool.submit(self._sweep, run_id, principal, options, upload)
             self._running[run_id] = future
 

@@ -26,8 +26,10 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Mapping, Sequence
+from concurrent.futures import Executor
 from typing import Final
 
+import numpy as np
 import polars as pl
 
 from qalqan.detect.plan import SweepPlan, address_key
@@ -155,20 +157,20 @@ def _match_ip(plan: SweepPlan, frame: pl.DataFrame, field: str) -> list[pl.DataF
     out: list[pl.DataFrame] = []
     if plan.ipv4_networks:
         addresses = _ipv4_numbers(frame)
+        rows = addresses[_ROW].to_numpy()
+        numbers = addresses["address"].to_numpy()
         for prefix, table in plan.ipv4_networks.items():
-            network = pl.col("address") // (1 << (32 - prefix))
-            found = addresses.filter(network.is_in(table.series.implode()))
-            if found.height == 0:
+            networks = numbers >> np.uint32(32 - prefix) if prefix < 32 else numbers
+            hit = table.contains(networks)
+            if not hit.any():
                 continue
             # A network named by several indicators: one hit per indicator.
-            rows, refs = table.expand(
-                found[_ROW].to_numpy(), found.select(network)["address"].to_numpy()
-            )
+            hit_rows, refs = table.expand(rows[hit], networks[hit])
             out.append(
                 pl.DataFrame(
                     {
-                        _ROW: pl.Series(rows, dtype=pl.UInt32),
-                        "field": pl.Series([field] * len(rows), dtype=pl.String),
+                        _ROW: pl.Series(hit_rows, dtype=pl.UInt32),
+                        "field": pl.Series([field] * len(hit_rows), dtype=pl.String),
                         "ref": pl.Series(refs, dtype=pl.UInt32),
                     }
                 )
@@ -371,31 +373,48 @@ def _list_items(values: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def match_iocs(plan: SweepPlan, frame: pl.DataFrame, fields: Mapping[str, str]) -> pl.DataFrame:
+def _match_column(
+    plan: SweepPlan, frame: pl.DataFrame, field: str, kind: str
+) -> list[pl.DataFrame]:
+    column = frame.get_column(field)
+    if column.dtype != pl.String:
+        column = column.cast(pl.String, strict=False)
+    values = pl.DataFrame(
+        {_ROW: pl.int_range(0, frame.height, dtype=pl.UInt32, eager=True), _V: column}
+    ).filter(pl.col(_V).is_not_null())
+    if kind in _LISTED:
+        items = _list_items(values)
+        if items.height:
+            values = pl.concat([values, items], how="vertical")
+    parts = _match_field(plan, values, field, kind)
+    if plan.patterns:
+        parts.extend(_match_patterns(plan, values, field, kind))
+    return parts
+
+
+def match_iocs(
+    plan: SweepPlan,
+    frame: pl.DataFrame,
+    fields: Mapping[str, str],
+    pool: Executor | None = None,
+) -> pl.DataFrame:
     """``(row, field, ref)`` for every event of ``frame`` whose field (a column named in
     ``fields``, mapped to its field kind) holds a value of the plan; one row per event and
     indicator value (the first field that hit it), in row order. Fields the frame lacks are
-    skipped; non-text columns are read as text."""
+    skipped; non-text columns are read as text.
+
+    With ``pool``, fields are matched side by side: the string kernels of one column run on
+    one core, and they release the interpreter while they work.
+    """
     if plan.is_empty() or frame.height == 0:
         return _empty()
-    parts: list[pl.DataFrame] = []
-    for field, kind in fields.items():
-        if field not in frame.columns:
-            continue
-        column = frame.get_column(field)
-        if column.dtype != pl.String:
-            column = column.cast(pl.String, strict=False)
-        values = pl.DataFrame(
-            {_ROW: pl.int_range(0, frame.height, dtype=pl.UInt32, eager=True), _V: column}
-        ).filter(pl.col(_V).is_not_null())
-        if kind in _LISTED:
-            items = _list_items(values)
-            if items.height:
-                values = pl.concat([values, items], how="vertical")
-        parts.extend(_match_field(plan, values, field, kind))
-        if plan.patterns:
-            parts.extend(_match_patterns(plan, values, field, kind))
-    parts = [p for p in parts if p.height]
+    present = [(f, k) for f, k in fields.items() if f in frame.columns]
+    if pool is not None and len(present) > 1:
+        futures = [pool.submit(_match_column, plan, frame, f, k) for f, k in present]
+        found = [part for future in futures for part in future.result()]
+    else:
+        found = [part for f, k in present for part in _match_column(plan, frame, f, k)]
+    parts = [p for p in found if p.height]
     if not parts:
         return _empty()
     return (

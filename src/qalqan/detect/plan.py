@@ -84,6 +84,20 @@ class NetworkTable:
     refs: np.ndarray
     starts: np.ndarray
     series: pl.Series
+    bitmap: np.ndarray | None = None
+    """For prefixes up to /24: ``bitmap[n]`` is true when network number ``n`` is in the
+    table (at most 16 MiB), so a lookup is one array index."""
+
+    def contains(self, numbers: np.ndarray) -> np.ndarray:
+        """Which network numbers are in the table."""
+        if self.bitmap is not None:
+            hit: np.ndarray = self.bitmap[numbers]
+            return hit
+        # A hash lookup: a binary search would jump around a large table for every event.
+        found: np.ndarray = (
+            pl.Series(numbers, dtype=pl.UInt32).is_in(self.series.implode()).to_numpy()
+        )
+        return found
 
     def expand(self, rows: np.ndarray, networks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(rows, refs)``: each event row with a network of the table, once per reference of
@@ -102,16 +116,24 @@ class NetworkTable:
         return [int(r) for r in self.refs[self.starts[at] : self.starts[at + 1]]]
 
 
-def _network_table(pairs: list[tuple[int, int]]) -> NetworkTable:
+_BITMAP_PREFIX: Final = 24
+
+
+def _network_table(prefix: int, pairs: list[tuple[int, int]]) -> NetworkTable:
     pairs.sort()
     numbers = np.array([n for n, _ in pairs], dtype=np.uint32)
     refs = np.array([r for _, r in pairs], dtype=np.uint32)
     networks, starts = np.unique(numbers, return_index=True)
+    bitmap = None
+    if prefix <= _BITMAP_PREFIX:
+        bitmap = np.zeros(1 << prefix, dtype=np.bool_)
+        bitmap[networks] = True
     return NetworkTable(
         networks,
         refs,
         np.append(starts, len(numbers)).astype(np.int64),
         pl.Series("network", networks, dtype=pl.UInt32),
+        bitmap,
     )
 
 
@@ -296,7 +318,9 @@ def build_plan(
         domain_levels=tuple(sorted(levels)),
         url_hosts=pl.Series("host", sorted(hosts), dtype=pl.String),
         url_refs={value: tuple(numbers) for value, numbers in url_refs.items()},
-        ipv4_networks={prefix: _network_table(pairs) for prefix, pairs in networks.items()},
+        ipv4_networks={
+            prefix: _network_table(prefix, pairs) for prefix, pairs in sorted(networks.items())
+        },
         ipv6_ranges=tuple(v6_ranges),
         patterns=tuple(search),
         skipped=tuple(skipped),

@@ -538,8 +538,14 @@ def run_sweep(
     from qalqan.detect.readers import expand_paths, read_events
 
     started = time.perf_counter()
-    files = expand_paths(options.paths)
-    run_id, plan = open_run(engine, principal, options, files, run_id)
+    try:
+        files = expand_paths(options.paths)
+        run_id, plan = open_run(engine, principal, options, files, run_id)
+    except BaseException as exc:
+        if run_id is not None:
+            # A queued run must not stay queued when its sweep cannot even start.
+            fail_run(engine, run_id, None, exc)
+        raise
     sweeper: Sweeper | None = None
     try:
         sweeper = new_sweeper(run_id, plan, options, files)

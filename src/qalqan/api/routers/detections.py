@@ -27,6 +27,8 @@ router = APIRouter(tags=["detection"], responses=problem_responses(400, 401))
 
 _RUN_ID = Path(max_length=36, description="a run id")
 SWEEPS_PATH = "/sweeps"
+_RUN_STATUSES = ("queued", "running", "done", "failed")
+_MIN_KEY, _MAX_KEY = -(2**63), 2**63 - 1
 
 
 def _json(body: Any, status: int = 200) -> Response:
@@ -94,6 +96,14 @@ def _encode(parts: list[Any]) -> str:
     return base64.urlsafe_b64encode(orjson.dumps(parts)).decode().rstrip("=")
 
 
+def _cursor_part(part: Any, kind: type) -> bool:
+    # JSON true is a Python int too, and a number beyond 64 bits fits no column: neither is
+    # a key this API gave out.
+    if kind is int:
+        return type(part) is int and _MIN_KEY <= part <= _MAX_KEY
+    return isinstance(part, kind)
+
+
 def _decode(cursor: str, shape: tuple[type, ...]) -> list[Any]:
     try:
         parts = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
@@ -102,7 +112,7 @@ def _decode(cursor: str, shape: tuple[type, ...]) -> list[Any]:
     if (
         not isinstance(parts, list)
         or len(parts) != len(shape)
-        or not all(isinstance(p, t) for p, t in zip(parts, shape, strict=True))
+        or not all(_cursor_part(p, t) for p, t in zip(parts, shape, strict=True))
     ):
         raise InvalidInput("cursor is not one this API gave out", field="cursor")
     return parts
@@ -210,8 +220,10 @@ def list_sweeps(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> Response:
     """Runs of CLI, API and watch sweeps of the caller's org."""
+    if status is not None and status not in _RUN_STATUSES:
+        raise InvalidInput(f"status {status!r}: use {', '.join(_RUN_STATUSES)}", field="status")
     before = tuple(_decode(cursor, (int, str))) if cursor else None
-    runs = store.list_runs(conn, principal, limit=limit + 1, before=before, status=status)  # type: ignore[arg-type]
+    runs = store.list_runs(conn, principal, limit=limit + 1, before=before, status=status)
     more = len(runs) > limit
     runs = runs[:limit]
     token = _encode([runs[-1].created_at, runs[-1].id]) if more else None
