@@ -12,6 +12,7 @@ The tree::
     ├── PolicyViolation            code "policy_violation" HTTP 422  (handling rules refuse it)
     ├── ConfigurationError         code "configuration"    HTTP 500
     ├── StoreError                 code "store"            HTTP 503  (database unreachable, ...)
+    ├── Unavailable                code "unavailable"      HTTP 503  (shutting down; retry later)
     ├── FetchError                 code "fetch_failed"     HTTP 502  (a feed's source failed)
     └── PeerError                  code "peer"             HTTP 502  (a federation peer failed)
 
@@ -37,6 +38,7 @@ __all__ = [
     "QalqanError",
     "StoreError",
     "Unauthorized",
+    "Unavailable",
     "parse_field",
 ]
 
@@ -119,6 +121,14 @@ class ConfigurationError(QalqanError):
 
 class StoreError(QalqanError):
     code = "store"
+    status = 503
+
+
+class Unavailable(QalqanError):
+    """The server cannot take the work now (it is shutting down); the same request later can
+    succeed."""
+
+    code = "unavailable"
     status = 503
 
 

@@ -80,6 +80,7 @@ def _install_sweeps(app: FastAPI, instance: Instance) -> None:
 
     @asynccontextmanager
     async def lifespan(served: Any) -> AsyncIterator[Any]:
+        jobs.open()
         async with running(served) as state:
             try:
                 yield state

@@ -19,7 +19,7 @@ from sqlalchemy import Engine
 
 from qalqan.detect.sweep import SweepOptions, run_sweep
 from qalqan.domain.principal import Principal
-from qalqan.errors import QalqanError
+from qalqan.errors import QalqanError, Unavailable
 from qalqan.store import detections as store
 from qalqan.store.clock import now_us
 
@@ -36,6 +36,7 @@ class SweepJobs:
         self._engine = engine
         self.upload_dir = upload_dir
         self._stored_hits = stored_hits
+        self._workers = workers
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sweep")
         self._lock = threading.Lock()
         self._closed = False
@@ -59,14 +60,14 @@ class SweepJobs:
         with self._lock:
             if self._closed:
                 upload.unlink(missing_ok=True)
-                raise QalqanError("the server is shutting down; send the log again later")
+                raise Unavailable("the server is shutting down; send the log again later")
             with self._engine.begin() as conn:
                 store.create_run(
                     conn,
                     run_id=run_id,
                     principal=principal,
                     origin=options.origin,
-                    files=[str(options.paths[0])],
+                    files=[options.shown(str(options.paths[0]))],
                     options=options.to_dict(),
                     at=now_us(),
                     status="queued",
@@ -100,6 +101,15 @@ class SweepJobs:
             future = self._running.get(run_id)
         if future is not None:
             future.result(timeout=timeout)
+
+    def open(self) -> None:
+        """Take work again after :meth:`close` (an app that is started once more)."""
+        with self._lock:
+            if self._closed:
+                self._pool = ThreadPoolExecutor(
+                    max_workers=self._workers, thread_name_prefix="sweep"
+                )
+                self._closed = False
 
     def close(self) -> None:
         """Take no more work; wait for the sweeps under way."""

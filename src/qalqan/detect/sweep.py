@@ -78,6 +78,12 @@ class SweepOptions:
     share: bool = False
     min_confidence: int | None = None
     origin: str = "cli"
+    names: Mapping[str, str] | None = None
+
+    def shown(self, path: str) -> str:
+        """How hits and summaries name a file: as given, or by the name in ``names`` (an
+        upload is named by what the client called it, not by where the server keeps it)."""
+        return self.names.get(path, path) if self.names else path
 
     def to_dict(self) -> dict[str, Any]:
         """The options as stored with the run."""
@@ -241,7 +247,11 @@ class Sweeper:
         for problem in batch.problems:
             if len(summary.problems) < _SHOWN_PROBLEMS:
                 summary.problems.append(
-                    {"file": problem.file, "line": problem.line, "reason": problem.reason}
+                    {
+                        "file": self.options.shown(problem.file),
+                        "line": problem.line,
+                        "reason": problem.reason,
+                    }
                 )
         if self._since is not None and frame.height:
             kept = frame.filter(pl.col(TIME).is_null() | (pl.col(TIME) >= self._since))
@@ -253,7 +263,7 @@ class Sweeper:
         fields = self.fields_for(batch)
         missing = [f for f in fields if f not in frame.columns]
         if missing and fields:
-            known = summary.missing_fields.setdefault(batch.file or "-", [])
+            known = summary.missing_fields.setdefault(self.options.shown(batch.file or "-"), [])
             known.extend(f for f in missing if f not in known)
         records: list[dict[str, Any]] = []
         rows_hit: set[int] = set()
@@ -270,7 +280,7 @@ class Sweeper:
         for row, data in zip(rows, picked, strict=True):
             events[row] = {
                 "event": {
-                    "file": data[FILE],
+                    "file": self.options.shown(data[FILE]),
                     "line": data[LINE],
                     "offset": data[OFFSET],
                     "time": _iso(data[TIME]),
@@ -503,7 +513,7 @@ def new_sweeper(
     sigma = load_rules(options)
     sweeper = Sweeper(run_id, plan, options, sigma)
     summary = sweeper.summary
-    summary.files = list(files)
+    summary.files = [options.shown(f) for f in files]
     summary.patterns_skipped = list(plan.skipped)
     if sigma is not None:
         summary.rules_loaded = len(sigma.rules)
@@ -557,7 +567,7 @@ def run_sweep(
             if batch.file and batch.file != current:
                 done_before = summary.bytes_read
                 current = batch.file
-                summary.formats[batch.file] = batch.format
+                summary.formats[options.shown(batch.file)] = batch.format
             summary.bytes_read = done_before + batch.bytes_read
             records = sweeper.match(batch)
             if records:

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Path, Query, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
 from qalqan.api.deps import CurrentPrincipal, DbConn, get_instance
@@ -18,7 +19,9 @@ from qalqan.detect.jobs import SweepJobs
 from qalqan.detect.matcher import parse_field_map
 from qalqan.detect.sweep import SweepOptions
 from qalqan.domain.handling import TLP
+from qalqan.domain.principal import Principal
 from qalqan.errors import InvalidInput, NotFound, PayloadTooLarge
+from qalqan.instance import Instance
 from qalqan.store import detections as store
 
 __all__ = ["SWEEPS_PATH", "router"]
@@ -92,6 +95,11 @@ def _hit(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _stored_run(instance: Instance, principal: Principal, run_id: str) -> store.RunRow | None:
+    with instance.begin() as conn:
+        return store.get_run(conn, principal, run_id)
+
+
 def _encode(parts: list[Any]) -> str:
     return base64.urlsafe_b64encode(orjson.dumps(parts)).decode().rstrip("=")
 
@@ -135,7 +143,7 @@ def _since(text: str | None) -> int | None:
     response_model=RunItem,
     status_code=202,
     summary="Sweep an uploaded log in the background",
-    responses=problem_responses(413),
+    responses=problem_responses(413, 503),
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -197,6 +205,7 @@ async def submit_sweep(
         raise InvalidInput("the request body is empty: send the log file", field="body")
     options = SweepOptions(
         paths=[str(upload)],
+        names={str(upload): upload.name.removeprefix(f"{run_id}-")},
         format=format,
         fields=fields,
         rules=rules,
@@ -204,9 +213,8 @@ async def submit_sweep(
         min_confidence=min_confidence,
         origin="api",
     )
-    jobs.submit(run_id, principal, options, upload)
-    with instance.begin() as conn:
-        run = store.get_run(conn, principal, run_id)
+    await run_in_threadpool(jobs.submit, run_id, principal, options, upload)
+    run = await run_in_threadpool(_stored_run, instance, principal, run_id)
     assert run is not None
     return _json(_run(run), status=202)
 
