@@ -14,8 +14,10 @@ from benchmarks import (
     export_stream,
     feed_ingest,
     import_bulk,
+    ioc_sweep,
     objects_page,
     observable_lookup,
+    sigma_sweep,
     taxii_paging,
     warninglist_check,
 )
@@ -32,6 +34,8 @@ BENCHMARKS: dict[str, Benchmark] = {
     warninglist_check.NAME: warninglist_check.run,
     export_stream.NAME: export_stream.run,
     taxii_paging.NAME: taxii_paging.run,
+    ioc_sweep.NAME: ioc_sweep.run,
+    sigma_sweep.NAME: sigma_sweep.run,
 }
 
 
