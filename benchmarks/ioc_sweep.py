@@ -16,6 +16,7 @@ import shutil
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import orjson
@@ -24,9 +25,11 @@ from benchmarks._common import Context, Row, seeded_uuid
 from qalqan.detect.matcher import match_iocs
 from qalqan.detect.plan import IndicatorValue, build_plan
 from qalqan.detect.readers import read_events
+from qalqan.detect.sweep import read_ahead
 from qalqan.domain.observables import normalize
 
 NAME = "ioc_sweep"
+_POOL = ThreadPoolExecutor(max_workers=2)
 FIELDS = {"query": "domain", "answer": "ip"}
 _TLDS = ("com", "net", "org", "info", "ru", "cn", "kz", "io")
 
@@ -118,10 +121,12 @@ def _parse_only(path: Path) -> int:
 
 
 def _sweep(path: Path, plan: object) -> tuple[int, int]:
+    """As ``run_sweep`` reads and matches: the next batch parsed while this one is matched,
+    fields matched side by side."""
     events = hits = 0
-    for batch in read_events([str(path)], "jsonl", columns=list(FIELDS)):
+    for batch in read_ahead(read_events([str(path)], "jsonl", columns=list(FIELDS))):
         events += batch.frame.height
-        found = match_iocs(plan, batch.frame, FIELDS)  # type: ignore[arg-type]
+        found = match_iocs(plan, batch.frame, FIELDS, _POOL)  # type: ignore[arg-type]
         hits += found["row"].n_unique()
     return events, hits
 

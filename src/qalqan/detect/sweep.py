@@ -10,9 +10,12 @@ memory stays bounded whatever the size of the logs.
 
 from __future__ import annotations
 
+import queue
+import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import IO, TYPE_CHECKING, Any
@@ -52,6 +55,7 @@ __all__ = [
     "new_sweeper",
     "open_run",
     "parse_since",
+    "read_ahead",
     "run_sweep",
     "write_jsonl",
 ]
@@ -165,6 +169,55 @@ class SweepSummary:
 
 
 HitSink = Callable[[list[dict[str, Any]]], None]
+
+# Fields of a batch are matched side by side (their string kernels release the interpreter).
+_FIELD_POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="sweep-field")
+_DONE = object()
+
+
+def read_ahead(batches: Iterator[EventBatch], depth: int = 1) -> Iterator[EventBatch]:
+    """``batches``, read by a background thread ``depth`` batches ahead of the consumer, so
+    the next batch is parsed while this one is matched. Memory holds at most ``depth + 1``
+    batches besides the one in hand; an error of the reader is raised here, in order."""
+    ready: queue.Queue[Any] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for batch in batches:
+                while not stop.is_set():
+                    try:
+                        ready.put(batch, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            item: Any = _DONE
+        except BaseException as exc:
+            item = exc
+        while not stop.is_set():
+            try:
+                ready.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    worker = threading.Thread(target=produce, name="sweep-reader", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item = ready.get()
+            if item is _DONE:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        worker.join()
+
+
 Progress = Callable[[int, int], None]
 
 
@@ -292,7 +345,7 @@ class Sweeper:
     def _indicator_hits(
         self, frame: pl.DataFrame, fields: Mapping[str, str], rows_hit: set[int]
     ) -> list[dict[str, Any]]:
-        hits = match_iocs(self.plan, frame, fields)
+        hits = match_iocs(self.plan, frame, fields, _FIELD_POOL)
         if hits.height == 0:
             return []
         joined = hits.join(self.plan.refs, on="ref", how="left")
@@ -563,7 +616,8 @@ def run_sweep(
         wanted = options.fields is not None and sweeper.sigma is None
         columns = list(options.fields or ()) if wanted else None
         done_before, current = 0, None
-        for batch in read_events(files, options.format, columns=columns, batch_bytes=batch_bytes):
+        batches = read_events(files, options.format, columns=columns, batch_bytes=batch_bytes)
+        for batch in read_ahead(batches):
             if batch.file and batch.file != current:
                 done_before = summary.bytes_read
                 current = batch.file
