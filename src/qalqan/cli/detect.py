@@ -37,6 +37,11 @@ _MAP_HELP = (
     "hash or hashes (STIX names such as domain-name also work). Repeat. Default: the presets "
     "of the log format."
 )
+_MapOption = typer.Option([], "--map", "-m", help=_MAP_HELP)
+_RulesOption = typer.Option([], "--rules", "-r", help="Sigma rule file or directory (repeat).")
+_ShareOption = typer.Option(
+    False, "--share", help="Release the sightings to the owners of the indicators that hit."
+)
 _FORMAT_HELP = "auto, jsonl, zeek, zeek-json, eve, csv, tsv, cef, leef, syslog, winevt, parquet."
 
 
@@ -113,19 +118,15 @@ def _print_summary(summary: SweepSummary) -> None:
 def sweep_command(
     paths: list[str] = typer.Argument(..., help="Log files, directories or globs; - for stdin."),
     format: str = typer.Option("auto", "--format", "-f", help=_FORMAT_HELP),
-    map_: list[str] = typer.Option([], "--map", "-m", help=_MAP_HELP),
-    rules: list[Path] = typer.Option(
-        [], "--rules", "-r", help="Sigma rule file or directory (repeat)."
-    ),
+    map_: list[str] = _MapOption,
+    rules: list[Path] = _RulesOption,
     since: str | None = typer.Option(
         None, "--since", help="Skip older events: an ISO 8601 time or a duration (24h, 7d)."
     ),
     out: Path | None = typer.Option(
         None, "--out", "-o", help="Write every hit as JSON lines to this file (- for stdout)."
     ),
-    share: bool = typer.Option(
-        False, "--share", help="Release the sightings to the owners of the indicators that hit."
-    ),
+    share: bool = _ShareOption,
     min_confidence: int | None = typer.Option(
         None, "--min-confidence", min=0, max=100, help="Only indicators this confident."
     ),
@@ -203,16 +204,12 @@ def watch_command(
     format: str = typer.Option(
         "auto", "--format", "-f", help=_FORMAT_HELP + " (stdin: auto reads the first line)."
     ),
-    map_: list[str] = typer.Option([], "--map", "-m", help=_MAP_HELP),
-    rules: list[Path] = typer.Option(
-        [], "--rules", "-r", help="Sigma rule file or directory (repeat)."
-    ),
+    map_: list[str] = _MapOption,
+    rules: list[Path] = _RulesOption,
     from_start: bool = typer.Option(
         False, "--from-start", help="Read the file from its beginning, not only new lines."
     ),
-    share: bool = typer.Option(
-        False, "--share", help="Release the sightings to the owners of the indicators that hit."
-    ),
+    share: bool = _ShareOption,
     org: str | None = typer.Option(None, "--org", help="Watch as this org (default: first)."),
 ) -> None:
     """Follow a log as it is written and print each hit as a JSON line the moment its line is

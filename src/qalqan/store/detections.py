@@ -11,11 +11,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, func, insert, or_, select, update
+from sqlalchemy import Connection, Select, insert, or_, select, update
 
 from qalqan.domain.principal import Principal
 from qalqan.policy import runs_visible_to, sweep_predicate, visible_to
-from qalqan.store.exports import StraightJoin
+from qalqan.store.exports import StraightJoin, observable_windows
 from qalqan.store.tables import detection_hits as hits
 from qalqan.store.tables import detection_runs as runs
 from qalqan.store.tables import object_versions as ov
@@ -85,13 +85,9 @@ def iter_sweep_values(
 ) -> Iterator[list[SweepValueRow]]:
     """The observables of the indicators a sweep by the principal uses, in batches of at most
     ``_BATCH`` observable ids (keyset windows on the observable key, as exports read them)."""
-    bounds = conn.execute(select(func.min(obs.c.id), func.max(obs.c.id))).one()
-    if bounds[0] is None:
-        return
-    low, last = int(bounds[0]) - 1, int(bounds[1])
-    while low < last:
-        high = min(low + _BATCH, last)
-        stmt = (
+
+    def window(low: int, high: int) -> Select[Any]:
+        return (
             select(
                 obs.c.kind,
                 obs.c.value,
@@ -112,12 +108,8 @@ def iter_sweep_values(
             )
             .order_by(obs.c.id)
         )
-        result = conn.execute(stmt)
-        rows: list[SweepValueRow] = list(result.cursor.fetchall()) if result.cursor else []
-        result.close()
-        if rows:
-            yield rows
-        low = high
+
+    return observable_windows(conn, window, _BATCH)
 
 
 def iter_search_indicators(

@@ -10,7 +10,7 @@ memory stays bounded whatever the size of the export.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,6 +47,7 @@ __all__ = [
     "fingerprint",
     "iter_indicator_observables",
     "iter_versions",
+    "observable_windows",
     "org_names",
 ]
 
@@ -179,17 +180,28 @@ def iter_indicator_observables(
     observable id, in batches of at most ``batch`` rows (one per window of ``batch`` ids;
     empty windows are skipped). A value named by several indicators comes once per indicator.
     Observables added after the export started are left for the next one."""
+    return observable_windows(
+        conn, lambda low, high: _indicator_query(conn, principal, selection, low, high), batch
+    )
+
+
+def observable_windows(
+    conn: Connection, query: Callable[[int, int], Select[Any]], batch: int = _BATCH
+) -> Iterator[list[Any]]:
+    """The rows of ``query(low, high)`` (a query of the observables with ``low < id <=
+    high``) for consecutive windows of ``batch`` observable ids; empty windows are skipped.
+    The ids are the observables' key, so each window is a range scan; observables added after
+    the first window was read are left for the next reader."""
     bounds = conn.execute(select(func.min(obs.c.id), func.max(obs.c.id))).one()
     if bounds[0] is None:
         return
     low, last = int(bounds[0]) - 1, int(bounds[1])
     while low < last:
         high = min(low + batch, last)
-        stmt = _indicator_query(conn, principal, selection, low, high)
-        result = conn.execute(stmt)
+        result = conn.execute(query(low, high))
         # Plain tuples from the driver: these columns need no conversion, and a million
         # Row objects would cost a second or more.
-        rows: list[IndicatorRow] = list(result.cursor.fetchall()) if result.cursor else []
+        rows = list(result.cursor.fetchall()) if result.cursor else []
         result.close()
         if rows:
             yield rows
