@@ -253,7 +253,7 @@ def scenario(draw: st.DrawFn) -> tuple[list[IndicatorValue], list[dict[str, Any]
     return values, events
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(scenario())
 def test_vectorized_sweep_agrees_with_the_reference(
     case: tuple[list[IndicatorValue], list[dict[str, Any]]],
