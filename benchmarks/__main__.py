@@ -18,6 +18,7 @@ from benchmarks import (
     objects_page,
     observable_lookup,
     sigma_sweep,
+    sweep_memory,
     taxii_paging,
     warninglist_check,
 )
@@ -36,6 +37,7 @@ BENCHMARKS: dict[str, Benchmark] = {
     taxii_paging.NAME: taxii_paging.run,
     ioc_sweep.NAME: ioc_sweep.run,
     sigma_sweep.NAME: sigma_sweep.run,
+    sweep_memory.NAME: sweep_memory.run,
 }
 
 
