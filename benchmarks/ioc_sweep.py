@@ -44,7 +44,7 @@ def _indicators(count: int, rnd: random.Random) -> list[tuple[str, str]]:
         elif share < 0.75:
             out.append(("ip", str(ipaddress.IPv4Address(rnd.randrange(1 << 24, 224 << 24)))))
         elif share < 0.85:
-            prefix = rnd.choice((16, 20, 22, 24, 24, 24, 28))
+            prefix = rnd.choice((22, 24, 24, 24, 26, 28))
             network = ipaddress.IPv4Network(
                 (rnd.randrange(1 << 24, 224 << 24) >> (32 - prefix) << (32 - prefix), prefix)
             )

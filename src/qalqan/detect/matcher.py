@@ -223,6 +223,17 @@ def _match_ipv6_spellings(plan: SweepPlan, frame: pl.DataFrame, field: str) -> p
     return _hits(candidates, table, field)
 
 
+def _folded(frame: pl.DataFrame) -> pl.DataFrame:
+    """Names lowercased and without a trailing dot. Each step runs only when some value needs
+    it: most logs write names in lowercase already, and a scan is cheaper than a copy."""
+    value = pl.col(_V)
+    if frame.select(value.str.contains("[A-Z]|[^\\x00-\\x7f]").any()).item():
+        frame = frame.with_columns(value.str.to_lowercase())
+    if frame.select(value.str.ends_with(".").any()).item():
+        frame = frame.with_columns(value.str.strip_suffix("."))
+    return frame
+
+
 def _match_domain(plan: SweepPlan, frame: pl.DataFrame, field: str) -> list[pl.DataFrame]:
     """The name, then each parent that has as many labels as some domain indicator."""
     table = plan.exact.get("domain")
@@ -231,13 +242,9 @@ def _match_domain(plan: SweepPlan, frame: pl.DataFrame, field: str) -> list[pl.D
     keys = table["key"].implode()
     levels = list(plan.domain_levels)
     shallowest = levels[0]
-    value = pl.col(_V).str.to_lowercase().str.strip_suffix(".")
+    current = _folded(frame)
     labels = (pl.col(_V).str.count_matches(".", literal=True) + 1).cast(pl.Int32)
-    current = (
-        frame.select(pl.col(_ROW), value.alias(_V))
-        .with_columns(labels.alias("n"))
-        .filter(pl.col("n") >= shallowest)
-    )
+    current = current.with_columns(labels.alias("n")).filter(pl.col("n") >= shallowest)
     out: list[pl.DataFrame] = []
     while current.height:
         found = current.filter(pl.col("n").is_in(levels) & pl.col(_V).is_in(keys))
