@@ -35,12 +35,16 @@ from qalqan.detect.plan import (
     search_patterns,
     tlp_label,
 )
+from qalqan.detect.readers import READERS, expand_paths, read_events
 from qalqan.detect.sightings import SightingTally, record_sightings
+from qalqan.domain.durations import parse_duration
+from qalqan.domain.handling import TLP
 from qalqan.domain.principal import Principal
 from qalqan.store import detections as store
 from qalqan.store.clock import now_us
 
 if TYPE_CHECKING:
+    # Imported when rules are asked for: pySigma takes a second to import.
     from qalqan.detect.sigma import SigmaEngine
 
 __all__ = [
@@ -287,8 +291,6 @@ class Sweeper:
         the batch's format."""
         if self.options.fields is not None:
             return self.options.fields
-        from qalqan.detect.readers import READERS
-
         reader = READERS.get(batch.format)
         return dict(reader.default_fields) if reader is not None else {}
 
@@ -458,8 +460,6 @@ def _hit_rows(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _tlp_level(label: str) -> int:
-    from qalqan.domain.handling import TLP
-
     return int(TLP.parse(label))
 
 
@@ -598,8 +598,6 @@ def run_sweep(
     (unknown format, nothing matches a path, unreadable rules); a run already recorded is then
     recorded as failed.
     """
-    from qalqan.detect.readers import expand_paths, read_events
-
     started = time.perf_counter()
     try:
         files = expand_paths(options.paths)
@@ -648,8 +646,6 @@ def write_jsonl(out: IO[bytes]) -> HitSink:
 def parse_since(text: str) -> datetime:
     """``--since``: an ISO 8601 time (UTC if no zone) or a duration back from now
     (``90m``, ``24h``, ``7d``)."""
-    from qalqan.domain.durations import parse_duration
-
     text = text.strip()
     try:
         seconds = parse_duration(text)
