@@ -189,9 +189,7 @@ def _ip_refs(plan: SweepPlan, canonical: str) -> list[int]:
         for prefix, table in plan.ipv4_networks.items():
             refs.extend(table.refs_of(v4 >> (32 - prefix)))
         return refs
-    exact = plan.exact.get("ip")
-    if exact is not None:
-        refs.extend(exact.filter(pl.col("key") == canonical)["ref"].to_list())
+    refs.extend(plan.ipv6_addresses.get(key, ()))
     refs.extend(ref for first, last, ref in plan.ipv6_ranges if first <= key <= last)
     return refs
 

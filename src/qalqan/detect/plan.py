@@ -145,15 +145,16 @@ class SweepPlan:
     indicator's ``stix_id``, ``kind``, ``value``, ``name``, ``confidence``, ``tlp`` and
     ``owner_org_id``. The other tables map what an event may hold to ``ref``:
 
-    - ``exact``: kind group (``ip``, ``domain``, ``url``, ``email``, ``hash``) → frame of
+    - ``exact``: kind group (``domain``, ``url``, ``email``, ``hash``) → frame of
       ``key`` (String, as it would appear in a log, lowercase where case does not matter) and
       ``ref``;
     - ``domain_levels``: label counts of the domain indicators (which parent levels to try);
     - ``url_hosts``: hosts of URL indicators, the cheap first sieve for URL fields;
     - ``ipv4_networks``: prefix length → :class:`NetworkTable`, for IPv4 addresses (prefix 32)
       and networks;
-    - ``ipv6_ranges``: IPv6 CIDR ranges as ``(first, last, ref)`` integers (few, matched on
-      the distinct IPv6 values of a batch);
+    - ``ipv6_addresses``: IPv6 address indicators by their 128-bit number, and
+      ``ipv6_ranges``: IPv6 CIDR ranges as ``(first, last, ref)`` integers (few), both matched
+      on the distinct IPv6 values of a batch;
     - ``patterns``: ``LIKE``/``MATCHES`` comparisons with their ``ref``.
     """
 
@@ -164,6 +165,7 @@ class SweepPlan:
     url_refs: Mapping[str, tuple[int, ...]]
     ipv4_networks: Mapping[int, NetworkTable]
     ipv6_ranges: tuple[tuple[int, int, int], ...]
+    ipv6_addresses: Mapping[int, tuple[int, ...]]
     patterns: tuple[tuple[str, str, int], ...] = ()
     skipped: tuple[str, ...] = field(default=())
 
@@ -258,6 +260,7 @@ def build_plan(
     levels: set[int] = set()
     networks: dict[int, list[tuple[int, int]]] = defaultdict(list)
     v6_ranges: list[tuple[int, int, int]] = []
+    v6_addresses: dict[int, list[int]] = defaultdict(list)
     url_refs: dict[str, list[int]] = defaultdict(list)
     hosts: set[str] = set()
 
@@ -278,7 +281,9 @@ def build_plan(
                 continue
             if kind == "cidr":
                 v6_ranges.append((first, last, ref))
-                continue
+            else:
+                v6_addresses[first].append(ref)
+            continue
         group, key = _key_of(kind, value)
         add_exact(group, key, ref)
         if kind == "domain":
@@ -322,6 +327,7 @@ def build_plan(
             prefix: _network_table(prefix, pairs) for prefix, pairs in sorted(networks.items())
         },
         ipv6_ranges=tuple(v6_ranges),
+        ipv6_addresses={key: tuple(numbers) for key, numbers in v6_addresses.items()},
         patterns=tuple(search),
         skipped=tuple(skipped),
     )

@@ -15,7 +15,7 @@ from sqlalchemy import Connection, Select, insert, or_, select, update
 
 from qalqan.domain.principal import Principal
 from qalqan.policy import runs_visible_to, sweep_predicate, visible_to
-from qalqan.store.exports import StraightJoin, observable_windows
+from qalqan.store.exports import indicator_window, observable_windows
 from qalqan.store.tables import detection_hits as hits
 from qalqan.store.tables import detection_runs as runs
 from qalqan.store.tables import object_versions as ov
@@ -38,6 +38,7 @@ __all__ = [
 ]
 
 _BATCH = 50_000
+_IN_CHUNK = 5_000  # ids per IN list: well under the bound-parameter limits of both databases
 
 # (kind, value, stix id, name, confidence, tlp, owner org id, ip_start, ip_end)
 SweepValueRow = tuple[str, str, str, str | None, int | None, int, str, str | None, str | None]
@@ -86,28 +87,10 @@ def iter_sweep_values(
     """The observables of the indicators a sweep by the principal uses, in batches of at most
     ``_BATCH`` observable ids (keyset windows on the observable key, as exports read them)."""
 
+    active = sweep_predicate(ov, obs, now=now, min_confidence=min_confidence)
+
     def window(low: int, high: int) -> Select[Any]:
-        return (
-            select(
-                obs.c.kind,
-                obs.c.value,
-                ov.c.stix_id,
-                ov.c.name,
-                ov.c.confidence,
-                ov.c.tlp,
-                ov.c.owner_org_id,
-                obs.c.ip_start,
-                obs.c.ip_end,
-            )
-            .select_from(StraightJoin(obs, ov, ov.c.date_added == obs.c.version_id))
-            .where(
-                obs.c.id > low,
-                obs.c.id <= high,
-                visible_to(principal, ov),
-                sweep_predicate(ov, obs, now=now, min_confidence=min_confidence),
-            )
-            .order_by(obs.c.id)
-        )
+        return indicator_window(principal, active, low, high, (obs.c.ip_start, obs.c.ip_end))
 
     return observable_windows(conn, window, _BATCH)
 
@@ -274,9 +257,16 @@ def list_hits(
 def release_sightings(conn: Connection, owner_org_id: str, recipients: dict[str, str]) -> None:
     """Let each sighting ``stix id → org id`` of ``recipients`` (owned by ``owner_org_id``) be
     read by that org too."""
+    by_recipient: dict[str, list[str]] = {}
     for stix_id, org_id in recipients.items():
-        conn.execute(
-            update(ov)
-            .where(ov.c.stix_id == stix_id, ov.c.owner_org_id == owner_org_id)
-            .values(recipient_org_id=org_id)
-        )
+        by_recipient.setdefault(org_id, []).append(stix_id)
+    for org_id, stix_ids in by_recipient.items():
+        for start in range(0, len(stix_ids), _IN_CHUNK):
+            conn.execute(
+                update(ov)
+                .where(
+                    ov.c.stix_id.in_(stix_ids[start : start + _IN_CHUNK]),
+                    ov.c.owner_org_id == owner_org_id,
+                )
+                .values(recipient_org_id=org_id)
+            )

@@ -45,6 +45,7 @@ __all__ = [
     "StraightJoin",
     "VersionSelection",
     "fingerprint",
+    "indicator_window",
     "iter_indicator_observables",
     "iter_versions",
     "observable_windows",
@@ -131,17 +132,23 @@ def _straight_join_sqlite(join: StraightJoin, compiler: Any, **kw: Any) -> str:
     return f"{left} CROSS{plain[len(left) :]}"
 
 
-def _indicator_query(
-    conn: Connection, principal: Principal, selection: IndicatorSelection, low: int, high: int
+def indicator_window(
+    principal: Principal,
+    active: ColumnElement[bool],
+    low: int,
+    high: int,
+    extra: Sequence[ColumnElement[Any]] = (),
 ) -> Select[Any]:
-    """The exportable observables with ``low < id <= high``.
+    """``(kind, value, stix id, name, confidence, tlp, owner org id, *extra)`` of the
+    observables with ``low < id <= high`` whose indicator version the principal may see and
+    ``active`` admits (an export's or a sweep's rule from the policy).
 
     The observables drive: the window of ids is a range of their key, and each one's version
     is looked up by its key. Left to itself, SQLite's planner (which has no statistics) would
     rather start from the versions' type index and sort every window, which turns a streamed
-    export quadratic.
+    read quadratic.
     """
-    stmt = (
+    return (
         select(
             obs.c.kind,
             obs.c.value,
@@ -150,22 +157,26 @@ def _indicator_query(
             ov.c.confidence,
             ov.c.tlp,
             ov.c.owner_org_id,
+            *extra,
         )
         .select_from(StraightJoin(obs, ov, ov.c.date_added == obs.c.version_id))
-        .where(
-            obs.c.id > low,
-            obs.c.id <= high,
-            visible_to(principal, ov),
-            export_predicate(
-                ov,
-                obs,
-                now=selection.now,
-                ceiling=selection.ceiling,
-                min_confidence=selection.min_confidence,
-            ),
-        )
+        .where(obs.c.id > low, obs.c.id <= high, visible_to(principal, ov), active)
         .order_by(obs.c.id)
     )
+
+
+def _indicator_query(
+    conn: Connection, principal: Principal, selection: IndicatorSelection, low: int, high: int
+) -> Select[Any]:
+    """The exportable observables with ``low < id <= high``."""
+    active = export_predicate(
+        ov,
+        obs,
+        now=selection.now,
+        ceiling=selection.ceiling,
+        min_confidence=selection.min_confidence,
+    )
+    stmt = indicator_window(principal, active, low, high)
     if selection.kinds is not None:
         # On the expression kind || '', not the column: an index on kind would make SQLite
         # walk every value of those kinds for each window instead of the window's ids.
