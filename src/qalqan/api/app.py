@@ -14,7 +14,21 @@ from fastapi.responses import RedirectResponse
 from qalqan import __version__
 from qalqan.api.limits import BodyLimit
 from qalqan.api.problems import install_handlers
-from qalqan.api.routers import admin, detections, exports, feeds, health, objects, taxii
+from qalqan.api.routers import (
+    admin,
+    attack,
+    correlation,
+    detections,
+    exports,
+    feeds,
+    health,
+    objects,
+    scores,
+    search,
+    sightings,
+    stats,
+    taxii,
+)
 from qalqan.detect.jobs import SweepJobs
 from qalqan.instance import Instance
 from qalqan.interop.taxii import server as taxii_server
@@ -36,7 +50,21 @@ def create_app(instance: Instance) -> FastAPI:
     )
     app.state.instance = instance
     install_handlers(app)
-    for module in (health, objects, admin, feeds, taxii, exports, detections):
+    for module in (
+        health,
+        objects,
+        correlation,
+        search,
+        sightings,
+        scores,
+        attack,
+        stats,
+        admin,
+        feeds,
+        taxii,
+        exports,
+        detections,
+    ):
         app.include_router(module.router, prefix=API_PREFIX)
     taxii_server.install(app)
     _install_sweeps(app, instance)

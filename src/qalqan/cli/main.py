@@ -8,12 +8,17 @@ import typer
 
 from qalqan import __version__
 from qalqan.cli.admin import group_app, key_app, org_app, user_app
+from qalqan.cli.attack import attack_app
 from qalqan.cli.audit import audit_app
 from qalqan.cli.common import err_console
 from qalqan.cli.detect import sweep_command, watch_command
 from qalqan.cli.feeds import feed_app, warninglist_app, worker_command
 from qalqan.cli.intel import export_command, import_command
 from qalqan.cli.node import demo_command, init_command, serve_command
+from qalqan.cli.scores import score_app
+from qalqan.cli.search import search_app
+from qalqan.cli.sightings import sighting_app
+from qalqan.cli.stats import stats_app
 from qalqan.cli.taxii import taxii_app
 from qalqan.errors import QalqanError
 
@@ -43,6 +48,11 @@ app.add_typer(audit_app, name="audit")
 app.add_typer(feed_app, name="feed")
 app.add_typer(warninglist_app, name="warninglist")
 app.add_typer(taxii_app, name="taxii")
+app.add_typer(search_app, name="search")
+app.add_typer(sighting_app, name="sighting")
+app.add_typer(score_app, name="score")
+app.add_typer(attack_app, name="attack")
+app.add_typer(stats_app, name="stats")
 
 
 def _version(value: bool) -> None:

@@ -22,6 +22,7 @@ from qalqan.feeds.fetch import FetchLimits, local_path
 from qalqan.feeds.pipeline import Progress, RunReport, run_feed
 from qalqan.feeds.sources import make_source
 from qalqan.instance import Instance
+from qalqan.intel import indexing
 from qalqan.intel.warninglists import WarninglistIndex
 from qalqan.policy import (
     handling_problem,
@@ -319,6 +320,7 @@ def run_now(
             next_run = now_us() + schedule * 1_000_000 if schedule and later.enabled else None
             store.release(conn, feed.id, worker, next_run)
     with instance.begin() as conn:
+        indexing.catch_up(conn)
         record(
             conn,
             principal,

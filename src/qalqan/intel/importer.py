@@ -30,6 +30,7 @@ from qalqan.domain.stix import (
     references,
 )
 from qalqan.errors import Forbidden, InvalidInput
+from qalqan.intel import indexing
 from qalqan.policy import handling_problem, may_write
 from qalqan.store import accounts as accounts_store
 from qalqan.store import objects as objects_store
@@ -488,6 +489,8 @@ def import_objects(
         batch.write(
             conn, fresh, existing, source or f"user:{principal.user_id}", progress, warninglists
         )
+        if fresh:
+            indexing.catch_up(conn)
     batch.report.accepted.sort(key=lambda a: a.index)
     batch.report.rejected.sort(key=lambda r: r.index)
     record(

@@ -23,6 +23,8 @@ from sqlalchemy import (
 )
 
 __all__ = [
+    "TEXT_INDEX",
+    "UNMANAGED_TABLES",
     "api_keys",
     "audit_log",
     "detection_hits",
@@ -30,13 +32,19 @@ __all__ = [
     "feed_runs",
     "feed_values",
     "feeds",
+    "index_cursors",
+    "indicator_scores",
     "metadata",
     "nodes",
+    "notifications",
+    "object_labels",
+    "object_links",
     "object_versions",
     "observables",
     "orgs",
     "sharing_group_members",
     "sharing_groups",
+    "sightings",
     "taxii_collections",
     "taxii_statuses",
     "users",
@@ -179,8 +187,15 @@ observables = Table(
     Column("ip_start", String(32), nullable=True),
     Column("ip_end", String(32), nullable=True),
     Column("warninglist", String(200), nullable=True, comment="the warninglist it is on, if any"),
+    Column(
+        "rvalue",
+        Text,
+        nullable=True,
+        comment="domains: the value reversed, so a suffix search is a prefix range",
+    ),
     Index("ix_observables_value", "value"),
     Index("ix_observables_kind_ip", "kind", "ip_start"),
+    Index("ix_observables_rvalue", "rvalue"),
 )
 
 audit_log = Table(
@@ -359,3 +374,105 @@ detection_hits = Table(
     Index("ix_detection_hits_run", "run_id", "id"),
     Index("ix_detection_hits_match", "match_id"),
 )
+
+# What the analysis index (intel.indexing) derives from stored versions. It is filled after the
+# versions are written, from a cursor over ``date_added``, so every writer (imports, feeds, peers)
+# is covered without each knowing of it, and an upgraded node indexes what it already holds.
+
+index_cursors = Table(
+    "index_cursors",
+    metadata,
+    Column("name", String(50), primary_key=True),
+    Column("position", BigInteger, nullable=False, comment="the last date_added indexed"),
+)
+
+object_links = Table(
+    "object_links",
+    metadata,
+    Column(
+        "version_id",
+        BigInteger,
+        ForeignKey("object_versions.date_added", ondelete="CASCADE"),
+        primary_key=True,
+        autoincrement=False,
+    ),
+    Column("source_ref", String(300), primary_key=True),
+    Column("target_ref", String(300), primary_key=True),
+    Column(
+        "link_type",
+        String(100),
+        primary_key=True,
+        comment="a relationship's type, or sighting-of, object-ref, sample-ref, ...",
+    ),
+    Index("ix_object_links_target", "target_ref", "link_type"),
+    Index("ix_object_links_source", "source_ref", "link_type"),
+)
+
+sightings = Table(
+    "sightings",
+    metadata,
+    Column(
+        "version_id",
+        BigInteger,
+        ForeignKey("object_versions.date_added", ondelete="CASCADE"),
+        primary_key=True,
+        autoincrement=False,
+    ),
+    Column("sighting_of_ref", String(300), nullable=False),
+    Column("kind", String(20), nullable=False, comment="sighting, false-positive or expiration"),
+    Column("count", BigInteger, nullable=False),
+    Column("first_seen", BigInteger, nullable=True),
+    Column("last_seen", BigInteger, nullable=True),
+    Index("ix_sightings_of", "sighting_of_ref", "version_id"),
+)
+
+object_labels = Table(
+    "object_labels",
+    metadata,
+    Column(
+        "version_id",
+        BigInteger,
+        ForeignKey("object_versions.date_added", ondelete="CASCADE"),
+        primary_key=True,
+        autoincrement=False,
+    ),
+    Column("label", String(250), primary_key=True),
+    Index("ix_object_labels_label", "label", "version_id"),
+)
+
+indicator_scores = Table(
+    "indicator_scores",
+    metadata,
+    Column("stix_id", String(300), primary_key=True),
+    Column("kind", String(16), nullable=True, comment="observable kind whose decay model applies"),
+    Column("base", SmallInteger, nullable=False, comment="the confidence the score decays from"),
+    Column("false_positives", Integer, nullable=False, default=0),
+    Column("reset_at", BigInteger, nullable=False, comment="decay counts from here"),
+    Column("expired_at", BigInteger, nullable=True, comment="reported expired at"),
+    Column(
+        "decays_at", BigInteger, nullable=True, comment="falls below the threshold; null: never"
+    ),
+    Column("score", SmallInteger, nullable=False, comment="0-100 as of refreshed_at"),
+    Column("refreshed_at", BigInteger, nullable=False),
+    Index("ix_indicator_scores_decays", "decays_at"),
+    Index("ix_indicator_scores_score", "score"),
+)
+
+notifications = Table(
+    "notifications",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("org_id", String(UUID_LEN), ForeignKey("orgs.id"), nullable=False),
+    Column("kind", String(50), nullable=False, comment="e.g. sighting"),
+    Column("subject", String(300), nullable=True, comment="the STIX id it is about"),
+    Column("detail", Text, nullable=False, default="{}", comment="JSON"),
+    Column("created_at", BigInteger, nullable=False),
+    Column("read_at", BigInteger, nullable=True),
+    Index("ix_notifications_org", "org_id", "id"),
+)
+
+# The full-text index is not a SQLAlchemy table: an FTS5 virtual table on SQLite, a table with a
+# generated tsvector and a GIN index on PostgreSQL (see migration 0005 and store.search).
+TEXT_INDEX = "object_text"
+UNMANAGED_TABLES = frozenset({TEXT_INDEX, *(f"{TEXT_INDEX}_{s}" for s in (
+    "data", "idx", "content", "docsize", "config"))})  # fmt: skip

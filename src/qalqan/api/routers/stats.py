@@ -1,0 +1,11 @@
+"""REST: statistics."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from qalqan.api.problems import problem_responses
+
+__all__ = ["router"]
+
+router = APIRouter(tags=["statistics"], responses=problem_responses(400, 401))
