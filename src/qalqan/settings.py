@@ -57,6 +57,35 @@ class Settings(BaseSettings):
     sigma_rules: Path | None = Field(
         default=None, description="Directory of Sigma rules that API sweeps may apply."
     )
+    correlation_list_limit: int = Field(
+        default=1000,
+        ge=1,
+        description="A value named by more visible objects than this is over-correlating: "
+        "related lookups summarize it by org instead of listing the objects.",
+    )
+    # --- confidence decay (intel.scoring) ---
+    decay_threshold: int = Field(
+        default=30,
+        ge=0,
+        le=100,
+        description="Below this score an indicator leaves detection exports and sweeps.",
+    )
+    decay_models: dict[str, tuple[float, float]] = Field(
+        default={
+            "ip": (30.0, 0.5),
+            "cidr": (60.0, 0.5),
+            "url": (60.0, 1.0),
+            "domain": (120.0, 1.0),
+            "email": (180.0, 1.0),
+            "md5": (1095.0, 2.0),
+            "sha1": (1095.0, 2.0),
+            "sha256": (1095.0, 2.0),
+            "sha512": (1095.0, 2.0),
+            "other": (365.0, 1.0),
+        },
+        description="Decay per observable kind, as JSON {kind: [tau_days, delta]}: "
+        "score = base * (1 - (t/tau)^(1/delta)).",
+    )
     env: str = Field(default="dev", description="dev, test or production")
     log_level: str = "info"
 
