@@ -14,7 +14,7 @@ from qalqan.domain.principal import Principal
 from qalqan.errors import Unauthorized
 from qalqan.instance import Instance
 
-__all__ = ["CurrentPrincipal", "DbConn", "get_instance"]
+__all__ = ["CurrentInstance", "CurrentPrincipal", "DbConn", "get_instance"]
 
 _bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer qk_…`")
 
@@ -23,6 +23,9 @@ def get_instance(request: Request) -> Instance:
     """The instance the app serves."""
     instance: Instance = request.app.state.instance
     return instance
+
+
+CurrentInstance = Annotated[Instance, Depends(get_instance)]
 
 
 def _connection(instance: Annotated[Instance, Depends(get_instance)]) -> Iterator[Connection]:
