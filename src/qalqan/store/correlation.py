@@ -207,8 +207,10 @@ def relations_of(wanted: Observable) -> list[Relation]:
 
 
 def _visible_latest(principal: Principal, versions: Any = ov) -> ColumnElement[bool]:
+    # A revoked object is one its creator took back: it no longer says anything about a value.
     return and_(
         versions.c.is_latest.is_(True),
+        versions.c.revoked.is_(False),
         versions.c.withdrawn.is_(False),
         visible_to(principal, versions),
     )
