@@ -205,7 +205,8 @@ def catch_up(conn: Connection, *, limit: int | None = None) -> int:
     position = store.cursor_position(conn, CURSOR)
     done = 0
     while limit is None or done < limit:
-        rows = store.versions_after(conn, position, _BATCH)
+        size = _BATCH if limit is None else min(_BATCH, limit - done)
+        rows = store.versions_after(conn, position, size)
         if not rows:
             break
         versions: list[IndexedVersion] = []
