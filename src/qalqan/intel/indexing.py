@@ -27,19 +27,18 @@ import orjson
 from sqlalchemy import Connection
 
 from qalqan.domain.stix import object_kind, parse_timestamp
-from qalqan.intel import scoring, sightings
 from qalqan.store import analysis as store
 from qalqan.store.analysis import LinkRow, SightingRow, StoredRow
 from qalqan.store.clock import lock_writes
 
 __all__ = [
     "CURSOR",
-    "INDEXERS",
     "SIGHTING_KINDS",
     "IndexBatch",
     "IndexedVersion",
     "Indexer",
     "catch_up",
+    "indexers",
     "sighting_kind",
     "text_of",
 ]
@@ -184,14 +183,18 @@ def _index_domains(conn: Connection, batch: IndexBatch) -> None:
     store.reverse_domains(conn, batch.first, batch.last)
 
 
-# Order matters: later indexers may read what earlier ones wrote for the same batch.
-INDEXERS: Final[tuple[Indexer, ...]] = (
-    _index_links,
-    _index_text,
-    _index_domains,
-    scoring.index_scores,
-    sightings.notify_owners,
-)
+def indexers() -> tuple[Indexer, ...]:
+    """Every indexer, in order: later ones may read what earlier ones wrote for a batch."""
+    # Imported here, not at the top: scoring and sightings read intelligence through modules
+    # that import the importer, which calls catch_up.
+    
+    return (
+        _index_links,
+        _index_text,
+        _index_domains,
+        scoring.index_scores,
+        sightings.notify_owners,
+    )
 
 
 def catch_up(conn: Connection, *, limit: int | None = None) -> int:
@@ -217,7 +220,7 @@ def catch_up(conn: Connection, *, limit: int | None = None) -> int:
             if isinstance(obj, dict):
                 versions.append(IndexedVersion(row, obj))
         batch = IndexBatch(rows[0].date_added, rows[-1].date_added, versions)
-        for indexer in INDEXERS:
+        for indexer in indexers():
             indexer(conn, batch)
         position = rows[-1].date_added
         done += len(rows)
