@@ -2,9 +2,9 @@
 observable index, derived from stored versions after they are written.
 
 :func:`catch_up` walks the versions added since its cursor, in ``date_added`` order, and hands
-each batch to every indexer in :data:`INDEXERS`. It runs in the writer's transaction at the end
-of an import and of a feed run, and from the background scheduler, so whatever wrote a version
-(the REST API, TAXII, a feed, a peer) the index follows; a node upgraded to this schema indexes
+each batch to every indexer :func:`indexers` lists. It runs in the writer's transaction at the end
+of an import and of a feed run, so whatever wrote a version (the REST API, TAXII, a feed) the
+index follows; a node upgraded to this schema indexes
 what it already holds on its first run. Indexers only ever see each version once.
 
 Derived here:
@@ -187,7 +187,8 @@ def indexers() -> tuple[Indexer, ...]:
     """Every indexer, in order: later ones may read what earlier ones wrote for a batch."""
     # Imported here, not at the top: scoring and sightings read intelligence through modules
     # that import the importer, which calls catch_up.
-    
+    from qalqan.intel import scoring, sightings
+
     return (
         _index_links,
         _index_text,
