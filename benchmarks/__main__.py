@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from benchmarks import (
+    correlation,
     export_stream,
     feed_ingest,
     import_bulk,
@@ -38,6 +39,7 @@ BENCHMARKS: dict[str, Benchmark] = {
     ioc_sweep.NAME: ioc_sweep.run,
     sigma_sweep.NAME: sigma_sweep.run,
     sweep_memory.NAME: sweep_memory.run,
+    correlation.NAME: correlation.run,
 }
 
 

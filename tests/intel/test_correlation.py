@@ -123,7 +123,7 @@ def test_over_correlating_values_are_summarized_not_listed(three: TestNode) -> N
     _store(three, "b@b.test", [indicator(IP) for _ in range(2)], Distribution.NODE)
     found = _related(three, "c@c.test", IP, list_limit=3)
     assert found.over_correlating
-    assert found.total == 4
+    assert found.total == 6
     assert found.items == []
     assert _orgs(found) == {"CERT-A": 4, "CERT-B": 2}
     listed = _related(three, "c@c.test", IP, list_limit=6, limit=4)

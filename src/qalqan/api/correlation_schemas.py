@@ -57,7 +57,7 @@ class RelatedItem(BaseModel):
 
 class RelatedPublic(BaseModel):
     query: dict[str, str] = Field(description="the value as looked up: kind and canonical value")
-    total: int = Field(description="visible objects; counted no further than list_limit + 1")
+    total: int = Field(description="visible objects naming the value or a relative of it")
     over_correlating: bool = Field(
         description="named by more than list_limit visible objects: summarized, not listed"
     )

@@ -64,7 +64,7 @@ class Related:
     """What the viewer may know about a value: visible objects naming it or a relative of it."""
 
     value: Observable
-    total: int  # visible objects, counted up to list_limit + 1
+    total: int  # visible objects (a lower bound when capped)
     over_correlating: bool
     list_limit: int
     orgs: list[OrgSummary]
@@ -122,9 +122,9 @@ def related(
     one keyset page of the objects."""
     after = decode_cursor(cursor) if cursor else None
     relations = store.relations_of(wanted)
-    total = store.count_related(conn, principal, relations, list_limit, but)
-    over = total > list_limit
     orgs, by_relation, capped = store.summarize(conn, principal, relations, but)
+    total = sum(org.objects for org in orgs)
+    over = total > list_limit
     items: list[RelatedHit] = []
     next_cursor = None
     if with_items and not over:

@@ -15,16 +15,21 @@ from typing import Any, Final
 from urllib.parse import urlsplit
 
 from sqlalchemy import (
+    BigInteger,
     ColumnElement,
     Connection,
     Select,
+    String,
     and_,
     case,
+    cast,
     distinct,
     func,
     literal,
+    null,
     or_,
     select,
+    union_all,
 )
 
 from qalqan.domain.observables import InvalidObservable, Observable, normalize
@@ -40,7 +45,6 @@ __all__ = [
     "RelatedHit",
     "Relation",
     "SightingSummary",
-    "count_related",
     "network_starts",
     "related_page",
     "relations_of",
@@ -232,59 +236,61 @@ def _entries(principal: Principal, relations: Sequence[Relation], but: str | Non
     return stmt if but is None else stmt.where(ov.c.stix_id != but)
 
 
-def count_related(
-    conn: Connection,
-    principal: Principal,
-    relations: Sequence[Relation],
-    cap: int,
-    but: str | None = None,
-) -> int:
-    """How many visible objects relate to the value, counting no further than ``cap + 1``."""
-    inner = (
-        _entries(principal, relations, but)
-        .add_columns(obs.c.version_id)
-        .distinct()
-        .limit(cap + 1)
-        .subquery()
-    )
-    return int(conn.execute(select(func.count()).select_from(inner)).scalar() or 0)
-
-
 def summarize(
     conn: Connection, principal: Principal, relations: Sequence[Relation], but: str | None = None
 ) -> tuple[list[OrgSummary], dict[str, int], bool]:
     """Per owner org: visible objects and first/last ``date_added``; objects per relation; and
-    whether the figures are capped (more than :data:`SUMMARY_CAP` index entries)."""
-    relation = _relation_case(relations)
-    inner = (
+    whether the figures are capped (more than :data:`SUMMARY_CAP` index entries).
+
+    One statement: the related entries are read once into a materialized CTE and grouped three
+    ways (by org, by relation, all), so the value's index range is walked a single time.
+    """
+    matched = (
         _entries(principal, relations, but)
         .add_columns(
-            obs.c.version_id, ov.c.owner_org_id, ov.c.date_added, relation.label("relation")
+            obs.c.version_id,
+            ov.c.owner_org_id,
+            ov.c.date_added,
+            _relation_case(relations).label("relation"),
         )
         .limit(SUMMARY_CAP + 1)
-        .subquery()
+        .cte("matched")
+        .prefix_with("MATERIALIZED")
     )
-    capped = (conn.execute(select(func.count()).select_from(inner)).scalar() or 0) > SUMMARY_CAP
-    per_org = (
-        select(
-            orgs.c.id,
-            orgs.c.name,
-            orgs.c.country,
-            func.count(distinct(inner.c.version_id)),
-            func.min(inner.c.date_added),
-            func.max(inner.c.date_added),
-        )
-        .select_from(inner)
-        .join(orgs, orgs.c.id == inner.c.owner_org_id)
-        .group_by(orgs.c.id, orgs.c.name, orgs.c.country)
-        .order_by(func.count(distinct(inner.c.version_id)).desc(), orgs.c.name)
+    objects = func.count(distinct(matched.c.version_id))
+    no_time = cast(null(), BigInteger)
+    stmt = union_all(
+        select(literal("org"), matched.c.owner_org_id, objects,
+               func.min(matched.c.date_added), func.max(matched.c.date_added))
+        .group_by(matched.c.owner_org_id),
+        select(literal("relation"), matched.c.relation, objects, no_time, no_time)
+        .group_by(matched.c.relation),
+        select(literal("entries"), cast(null(), String), func.count(), no_time, no_time)
+        .select_from(matched),
+    )  # fmt: skip
+    per_org: list[tuple[str, int, int, int]] = []
+    by_relation: dict[str, int] = {}
+    entries = 0
+    for part, key, n, first, last in conn.execute(stmt):
+        if part == "org":
+            per_org.append((key, int(n), first, last))
+        elif part == "relation":
+            by_relation[key] = int(n)
+        else:
+            entries = int(n)
+    names = _org_names(conn, [org_id for org_id, *_ in per_org])
+    summaries = sorted(
+        (OrgSummary(org_id, *names[org_id], n, first, last) for org_id, n, first, last in per_org),
+        key=lambda o: (-o.objects, o.org_name),
     )
-    summaries = [OrgSummary(*row) for row in conn.execute(per_org)]
-    per_relation = select(inner.c.relation, func.count(distinct(inner.c.version_id))).group_by(
-        inner.c.relation
-    )
-    by_relation = {name: int(n) for name, n in conn.execute(per_relation)}
-    return summaries, by_relation, capped
+    return summaries, by_relation, entries > SUMMARY_CAP
+
+
+def _org_names(conn: Connection, org_ids: Sequence[str]) -> dict[str, tuple[str, str]]:
+    if not org_ids:
+        return {}
+    stmt = select(orgs.c.id, orgs.c.name, orgs.c.country).where(orgs.c.id.in_(sorted(org_ids)))
+    return {org_id: (name, country) for org_id, name, country in conn.execute(stmt)}
 
 
 def sighting_summary(
@@ -336,14 +342,24 @@ def related_page(
     limit: int,
     but: str | None = None,
 ) -> list[RelatedHit]:
-    """One keyset page (by index entry) of the visible objects related to the value."""
+    """One keyset page (by index entry) of the visible objects related to the value.
+
+    Callers page only values that are not over-correlating, so the matching entries are few:
+    they are collected first (materialized) and then sorted, instead of letting the planner walk
+    the whole index in entry order looking for them.
+    """
+    matched = _entries(principal, relations, but).add_columns(
+        obs.c.id.label("entry_id"), _relation_case(relations).label("relation")
+    )
+    if after is not None:
+        matched = matched.where(obs.c.id > after)
+    found = matched.cte("matched").prefix_with("MATERIALIZED")
     stmt = (
-        _entries(principal, relations, but)
-        .add_columns(
-            obs.c.id,
+        select(
+            found.c.entry_id,
             obs.c.kind,
             obs.c.value,
-            _relation_case(relations),
+            found.c.relation,
             ov.c.date_added,
             ov.c.stix_id,
             ov.c.type,
@@ -357,10 +373,11 @@ def related_page(
             ov.c.distribution,
             ov.c.sharing_group_id,
         )
+        .select_from(found)
+        .join(obs, obs.c.id == found.c.entry_id)
+        .join(ov, ov.c.date_added == obs.c.version_id)
         .join(orgs, orgs.c.id == ov.c.owner_org_id)
-        .order_by(obs.c.id)
+        .order_by(found.c.entry_id)
         .limit(limit)
     )
-    if after is not None:
-        stmt = stmt.where(obs.c.id > after)
-    return [RelatedHit(*row) for row in conn.execute(stmt)]
+    return [RelatedHit(*tuple(row)) for row in conn.execute(stmt)]
