@@ -11,6 +11,7 @@ from qalqan.cli.admin import group_app, key_app, org_app, user_app
 from qalqan.cli.attack import attack_app
 from qalqan.cli.audit import audit_app
 from qalqan.cli.common import err_console
+from qalqan.cli.correlation import related_command
 from qalqan.cli.detect import sweep_command, watch_command
 from qalqan.cli.feeds import feed_app, warninglist_app, worker_command
 from qalqan.cli.intel import export_command, import_command
@@ -40,6 +41,7 @@ app.command("import")(import_command)
 app.command("export")(export_command)
 app.command("sweep")(sweep_command)
 app.command("watch")(watch_command)
+app.command("related")(related_command)
 app.add_typer(org_app, name="org")
 app.add_typer(user_app, name="user")
 app.add_typer(key_app, name="key")

@@ -27,6 +27,7 @@ __all__ = [
     "LOOKUP_TYPES",
     "CountrySummary",
     "Related",
+    "guess",
     "object_related",
     "parse_lookup",
     "related",
@@ -93,6 +94,14 @@ def parse_lookup(type_name: str, value: str) -> Observable:
             field="value",
         )
     return wanted
+
+
+def guess(value: str) -> Observable:
+    """The canonical value of text a person pasted, its kind guessed; InvalidInput if none."""
+    try:
+        return parse_value(value)
+    except InvalidObservable as exc:
+        raise InvalidInput(str(exc), field="value") from None
 
 
 def _countries(orgs: list[OrgSummary]) -> list[CountrySummary]:
