@@ -7,7 +7,8 @@ Create Date: 2026-11-28 00:27:50.743692
 The full-text index is created by hand, one way per database: an FTS5 virtual table on SQLite
 (rowid = the version's date_added), a table with a generated tsvector and a GIN index on
 PostgreSQL. The ``simple`` configuration neither stems nor drops stop words, so Russian, Kazakh
-and English text are matched word for word alike.
+and English text are matched word for word alike. On PostgreSQL the observable values take the
+``C`` collation: they are machine strings, and byte order makes prefix ranges index ranges.
 """
 
 from __future__ import annotations
@@ -170,6 +171,10 @@ def upgrade() -> None:
             "tsv TSVECTOR GENERATED ALWAYS AS (to_tsvector('simple', body)) STORED)"
         )
         op.execute("CREATE INDEX ix_object_text_tsv ON object_text USING GIN (tsv)")
+        # Canonical values compare byte by byte whatever the database's collation, so a prefix
+        # or suffix search (and a range of URLs on one host) is a range of the value's index.
+        for column in ("value", "rvalue"):
+            op.execute(f'ALTER TABLE observables ALTER COLUMN {column} TYPE TEXT COLLATE "C"')
 
 
 def downgrade() -> None:
