@@ -49,9 +49,13 @@ def decode_cursor(cursor: str) -> int:
     """The keyset position in a cursor; InvalidInput if it is not one of ours."""
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        return int(raw.decode())
+        position = int(raw.decode())
     except (binascii.Error, ValueError, UnicodeDecodeError):
-        raise InvalidInput(f"{cursor!r} is not a valid page cursor", field="cursor") from None
+        position = -1
+    # Positions are keys of 64-bit columns: anything outside them was not made here.
+    if not 0 <= position < 2**63:
+        raise InvalidInput(f"{cursor[:100]!r} is not a valid page cursor", field="cursor")
+    return position
 
 
 def handling_of(version: StoredVersion) -> dict[str, Any]:
