@@ -4,7 +4,8 @@ A sweep tallies its indicator hits per indicator; at the end each indicator gets
 ``sighting`` owned by the sweeping org, stored through the importer (so it is validated,
 versioned and audited like any object). Its TLP is the indicator's or the org's default,
 whichever is stricter; its distribution is the org alone. Shared back (``--share``), it is
-also released to the indicator's owner (``policy.sighting_recipient``), and to no one else.
+also released to the indicator's owner (``intel.sightings.share_back``), and to no one else;
+the owner is notified.
 """
 
 from __future__ import annotations
@@ -20,9 +21,9 @@ from sqlalchemy import Connection
 from qalqan.domain.handling import TLP, Distribution
 from qalqan.domain.principal import Principal
 from qalqan.intel.importer import HandlingRequest, import_objects
-from qalqan.policy import may_write, sighting_recipient
+from qalqan.intel.sightings import share_back
+from qalqan.policy import may_write
 from qalqan.store import accounts as accounts_store
-from qalqan.store import detections as store
 
 __all__ = ["SightingTally", "record_sightings"]
 
@@ -129,10 +130,5 @@ def record_sightings(
             source=f"sweep:{run_id}",
         )
         stored.extend(a.id for a in report.accepted)
-    recipients = {
-        sighting_id: recipient
-        for sighting_id in stored
-        if (recipient := sighting_recipient(share, principal.org_id, owners[sighting_id]))
-    }
-    store.release_sightings(conn, principal.org_id, recipients)
-    return len(stored), len(recipients), None
+    shared = share_back(conn, principal.org_id, {s: owners[s] for s in stored}, share)
+    return len(stored), len(shared), None
