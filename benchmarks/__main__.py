@@ -12,6 +12,7 @@ from pathlib import Path
 
 from benchmarks import (
     correlation,
+    decay_refresh,
     export_stream,
     feed_ingest,
     import_bulk,
@@ -40,6 +41,7 @@ BENCHMARKS: dict[str, Benchmark] = {
     sigma_sweep.NAME: sigma_sweep.run,
     sweep_memory.NAME: sweep_memory.run,
     correlation.NAME: correlation.run,
+    decay_refresh.NAME: decay_refresh.run,
 }
 
 

@@ -68,7 +68,8 @@ class Settings(BaseSettings):
         default=30,
         ge=0,
         le=100,
-        description="Below this score an indicator leaves detection exports and sweeps.",
+        description="Below this score (or half its base, when lower) an indicator leaves "
+        "detection exports and sweeps; it is kept, not deleted.",
     )
     decay_models: dict[str, tuple[float, float]] = Field(
         default={
@@ -77,14 +78,16 @@ class Settings(BaseSettings):
             "url": (60.0, 1.0),
             "domain": (120.0, 1.0),
             "email": (180.0, 1.0),
-            "md5": (1095.0, 2.0),
-            "sha1": (1095.0, 2.0),
-            "sha256": (1095.0, 2.0),
-            "sha512": (1095.0, 2.0),
+            "md5": (1095.0, 0.5),
+            "sha1": (1095.0, 0.5),
+            "sha256": (1095.0, 0.5),
+            "sha512": (1095.0, 0.5),
             "other": (365.0, 1.0),
         },
         description="Decay per observable kind, as JSON {kind: [tau_days, delta]}: "
-        "score = base * (1 - (t/tau)^(1/delta)).",
+        "score = base * (1 - (t/tau)^(1/delta)), 0 after tau days; delta below 1 holds the "
+        "score up and lets it fall late, above 1 lets it fall early. Kinds without a model "
+        "use other's. See docs/scoring.md.",
     )
     env: str = Field(default="dev", description="dev, test or production")
     log_level: str = "info"

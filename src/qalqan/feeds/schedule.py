@@ -1,26 +1,32 @@
 """Scheduled feed runs: in a thread of ``qalqan serve`` (embedded mode) or in ``qalqan worker``
 processes (production). Several workers may poll at once: a feed's lease, taken in one UPDATE,
-makes sure only one of them runs it."""
+makes sure only one of them runs it. The embedded scheduler also refreshes the stored
+confidence scores of indicators now and then (``intel.scoring.refresh``)."""
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
+
+from sqlalchemy.exc import SQLAlchemyError
 
 from qalqan.errors import Conflict, QalqanError
 from qalqan.feeds import subscriptions
 from qalqan.feeds.pipeline import RunReport
 from qalqan.instance import Instance
+from qalqan.intel import scoring
 from qalqan.intel.custom_warninglists import index_for
 from qalqan.store import feeds as store
 from qalqan.store.clock import now_us
 
-__all__ = ["Scheduler", "run_due", "work"]
+__all__ = ["SCORE_REFRESH_SECONDS", "Scheduler", "refresh_scores", "run_due", "work"]
 
 log = logging.getLogger("qalqan.feeds")
 
 OnReport = Callable[[RunReport], None]
+SCORE_REFRESH_SECONDS = 600.0
 
 
 def run_due(
@@ -47,6 +53,12 @@ def run_due(
     return reports
 
 
+def refresh_scores(instance: Instance) -> scoring.RefreshReport:
+    """Recompute the stored scores of every indicator as of now, in one transaction."""
+    with instance.begin() as conn:
+        return scoring.refresh(conn, now=now_us(), config=scoring.config_from(instance.settings))
+
+
 def work(
     instance: Instance,
     worker: str,
@@ -55,8 +67,11 @@ def work(
     interval: float,
     once: bool = False,
     on_report: OnReport | None = None,
+    score_every: float | None = None,
 ) -> None:
-    """Poll for due feeds every ``interval`` seconds until ``stop`` is set."""
+    """Poll for due feeds every ``interval`` seconds until ``stop`` is set; refresh the
+    stored scores every ``score_every`` seconds too, when given."""
+    scored_at: float | None = None
     while not stop.is_set():
         try:
             for report in run_due(instance, worker, stop):
@@ -65,6 +80,17 @@ def work(
                     on_report(report)
         except QalqanError as exc:
             log.error("scheduled feeds: %s", exc.detail)
+        if score_every is not None and (
+            scored_at is None or time.monotonic() - scored_at >= score_every
+        ):
+            scored_at = time.monotonic()
+            try:
+                done = refresh_scores(instance)
+                log.info("scores: %s of %s changed", done.changed, done.rows)
+            except QalqanError as exc:
+                log.error("score refresh: %s", exc.detail)
+            except SQLAlchemyError as exc:  # e.g. a busy database: try again next time
+                log.error("score refresh: %s", exc)
         if once:
             return
         stop.wait(interval)
@@ -82,7 +108,13 @@ class Scheduler:
 
     def _loop(self) -> None:
         try:
-            work(self.instance, self.worker, self._stop, interval=self.interval)
+            work(
+                self.instance,
+                self.worker,
+                self._stop,
+                interval=self.interval,
+                score_every=SCORE_REFRESH_SECONDS,
+            )
         except Exception:
             log.exception("the feed scheduler stopped")
 

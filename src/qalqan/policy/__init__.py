@@ -5,7 +5,8 @@ read path filters with :func:`visible_to` inside its SQL, before paging; writes 
 :func:`may_write`; federation asks :func:`releasable_to_peer`; exports ask :func:`exportable`
 (one object) and filter with :func:`export_predicate` (active indicators, in SQL); sweeps use
 :func:`sweep_predicate` (active indicators at any TLP: what is matched stays on the node) and
-read only their own org's runs (:func:`runs_visible_to`).
+read only their own org's runs (:func:`runs_visible_to`). An indicator whose confidence score
+has decayed below its cut-off (``intel.scoring``) is not active.
 
 Besides its distribution, a version may name one *recipient* org that may also read it: a
 sighting shared back goes to the owner of the indicator it is about, and to no one else.
@@ -15,10 +16,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement, FromClause, and_, or_
+from sqlalchemy import ColumnElement, FromClause, and_, exists, or_
 
 from qalqan.domain.handling import TLP, Distribution
 from qalqan.domain.principal import Principal, Role
+from qalqan.store.tables import indicator_scores
 
 __all__ = [
     "BROADCAST",
@@ -228,7 +230,7 @@ def export_predicate(
     export whose TLP ceiling is ``ceiling``, at time ``now`` (µs).
 
     Only *active* indicators qualify: the latest version, neither revoked nor withdrawn, meant
-    for detection, not expired, with a confidence that is unknown or at least
+    for detection, not expired, not decayed, with a confidence that is unknown or at least
     ``min_confidence``, at a TLP within the ceiling and never RED, and an observable that is on
     no warninglist. Visibility is a separate rule: combine with :func:`visible_to`.
     """
@@ -248,8 +250,9 @@ def sweep_predicate(
 ) -> ColumnElement[bool]:
     """SQL predicate: the indicator version (and its observable, if ``observables`` is given)
     takes part in a sweep at time ``now`` (µs): the latest version, neither revoked nor
-    withdrawn, meant for detection, not expired, with a confidence that is unknown or at least
-    ``min_confidence``, and an observable on no warninglist. Any TLP: a sweep matches on the
+    withdrawn, meant for detection, not expired, not decayed below its score's cut-off, with a
+    confidence that is unknown or at least ``min_confidence``, and an observable on no
+    warninglist. Any TLP: a sweep matches on the
     node, nothing leaves it. Visibility is a separate rule: combine with :func:`visible_to`.
     """
     clauses: list[ColumnElement[bool]] = [
@@ -266,7 +269,19 @@ def sweep_predicate(
         clauses.append(
             or_(versions.c.confidence.is_(None), versions.c.confidence >= min_confidence)
         )
+    clauses.append(~_decayed(versions, now))
     return and_(*clauses)
+
+
+def _decayed(versions: FromClause, now: int) -> ColumnElement[bool]:
+    """The indicator's score has fallen below its cut-off by ``now`` (intel.scoring). One
+    lookup of its key; an indicator without a score row yet is not decayed."""
+    decayed = indicator_scores.alias("decayed")
+    return (
+        exists()
+        .where(decayed.c.stix_id == versions.c.stix_id, decayed.c.decays_at <= now)
+        .correlate_except(decayed)
+    )
 
 
 def runs_visible_to(principal: Principal, runs: FromClause) -> ColumnElement[bool]:

@@ -35,9 +35,9 @@ from qalqan.domain.handling import TLP
 from qalqan.domain.principal import Principal
 from qalqan.policy import export_predicate, visible_to
 from qalqan.store.clock import local_clock
+from qalqan.store.tables import indicator_scores, orgs
 from qalqan.store.tables import object_versions as ov
 from qalqan.store.tables import observables as obs
-from qalqan.store.tables import orgs
 
 __all__ = [
     "IndicatorRow",
@@ -260,7 +260,8 @@ def fingerprint(
     sharing groups, the number of withdrawn latest versions (a withdrawal does not move the
     clock) and the next moment an indicator expires (time alone changes what is active). Two
     aggregates and no content are read, so a poller's unchanged request costs a fraction of
-    the export itself.
+    the export itself. The next moment an indicator's score decays below its cut-off counts
+    like an expiry (one more lookup, in the index of ``decays_at``).
     """
     state = select(
         func.count(case((ov.c.withdrawn.is_(True), 1))),
@@ -269,6 +270,10 @@ def fingerprint(
     if indicators_only:
         state = state.where(ov.c.type == "indicator")
     withdrawn, next_expiry = conn.execute(state).one()
+    # An indicator decaying below its score's cut-off leaves exports as time passes, too.
+    next_decay = conn.execute(
+        select(func.min(indicator_scores.c.decays_at)).where(indicator_scores.c.decays_at > now)
+    ).scalar()
     parts = [
         material,
         principal.org_id,
@@ -276,5 +281,6 @@ def fingerprint(
         local_clock(conn),
         int(withdrawn or 0),
         next_expiry,
+        next_decay,
     ]
     return hashlib.sha256(orjson.dumps(parts)).hexdigest()[:32]
