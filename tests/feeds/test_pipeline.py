@@ -8,7 +8,7 @@ from typing import Any
 
 import orjson
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from qalqan.domain.principal import Role
 from qalqan.errors import Conflict
@@ -19,7 +19,7 @@ from qalqan.intel.reading import search_observables
 from qalqan.intel.warninglists import WarninglistIndex, parse_list
 from qalqan.store import feeds as feeds_store
 from qalqan.store.clock import now_us
-from qalqan.store.tables import object_versions, observables
+from qalqan.store.tables import indicator_scores, object_versions, observables
 from qalqan.testing import TestNode
 
 DATA = Path(__file__).parent / "data"
@@ -446,3 +446,31 @@ def test_runs_of_several_batches_write_in_a_child_process(
     again = run_feed(node.instance, feed, index, batch_size=4)
     assert (again.counts["unchanged"], again.counts["expired"]) == (10, 20)
     assert again.counts["new"] == 0
+
+
+def test_values_a_feed_still_lists_do_not_decay(
+    node: TestNode, index: WarninglistIndex, tmp_path: Path
+) -> None:
+    url = write(tmp_path / "f.txt", "192.0.2.1", "192.0.2.2")
+    add(node, "alive", url)
+    run(node, "alive", index)
+    month_ago = now_us() - 45 * 86_400 * 1_000_000
+    with node.instance.begin() as conn:
+        # As if the scores had started 45 days ago: past an address's cut-off (about 19 days).
+        conn.execute(
+            update(indicator_scores).values(
+                reset_at=month_ago, decays_at=month_ago + 19 * 86_400 * 1_000_000
+            )
+        )
+    write(tmp_path / "f.txt", "192.0.2.1")  # the feed now lists only one of them
+    run(node, "alive", index)
+    with node.instance.begin() as conn:
+        rows = dict(
+            conn.execute(
+                select(object_versions.c.name, indicator_scores.c.decays_at)
+                .join(object_versions, object_versions.c.stix_id == indicator_scores.c.stix_id)
+                .where(object_versions.c.is_latest.is_(True))
+            ).all()
+        )
+    assert rows["192.0.2.1"] > now_us() + 10 * 86_400 * 1_000_000
+    assert rows["192.0.2.2"] < now_us()

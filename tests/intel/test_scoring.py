@@ -160,6 +160,28 @@ def test_false_positives_lower_the_score(node: TestNode) -> None:
     assert twice["decays_at"] <= twice["reset_at"]
 
 
+def test_only_reports_the_owner_may_read_count(node: TestNode) -> None:
+    node.add_org("CERT-B", "UZ")
+    node.add_user("b@b.test", "CERT-B")
+    confident = indicator("198.51.100.14", confidence=80)
+    submit(node, confident)
+    with node.instance.begin() as conn:
+        hidden = import_objects(
+            conn,
+            node.principals["b@b.test"],
+            [sighting(confident["id"], "false-positive")],
+            HandlingRequest(TLP.AMBER, Distribution.ORGANIZATION),
+        )
+    assert not hidden.rejected
+    # B's private report cannot take A's indicator out of detection.
+    assert (row(node, confident["id"])["false_positives"], row(node, confident["id"])["score"]) == (
+        0,
+        80,
+    )
+    submit(node, sighting(confident["id"], "false-positive"), email="b@b.test")
+    assert row(node, confident["id"])["false_positives"] == 1
+
+
 def test_an_expiration_sets_the_score_to_zero(node: TestNode) -> None:
     address = indicator("198.51.100.5", confidence=100)
     submit(node, address)

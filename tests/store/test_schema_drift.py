@@ -12,8 +12,8 @@ def test_migrated_schema_matches_the_tables(instance: Instance) -> None:
         context = MigrationContext.configure(
             conn,
             opts={
-                "include_name": lambda name, kind, _parent: not (
-                    kind == "table" and name in UNMANAGED_TABLES
+                "include_name": lambda name, kind, _parent: (
+                    not (kind == "table" and name in UNMANAGED_TABLES)
                 )
             },
         )

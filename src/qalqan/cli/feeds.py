@@ -445,7 +445,8 @@ def worker_command(
     poll: str = typer.Option("30s", help="How often to look for due feeds."),
     once: bool = typer.Option(False, "--once", help="Run what is due now, then exit."),
 ) -> None:
-    """Run scheduled feeds (production mode; start several — a feed never runs twice at once)."""
+    """Run scheduled feeds and refresh confidence scores every 10 minutes (production mode;
+    start several — a feed never runs twice at once)."""
     interval = parse_field("poll", parse_duration, poll)
     instance = open_instance()
     stop = threading.Event()
@@ -461,6 +462,7 @@ def worker_command(
             interval=max(1, interval),
             once=once,
             on_report=_print_report,
+            score_every=schedule.SCORE_REFRESH_SECONDS,
         )
     finally:
         instance.close()

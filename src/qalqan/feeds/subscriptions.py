@@ -22,7 +22,7 @@ from qalqan.feeds.fetch import FetchLimits, local_path
 from qalqan.feeds.pipeline import Progress, RunReport, run_feed
 from qalqan.feeds.sources import make_source
 from qalqan.instance import Instance
-from qalqan.intel import indexing
+from qalqan.intel import indexing, scoring
 from qalqan.intel.warninglists import WarninglistIndex
 from qalqan.policy import (
     handling_problem,
@@ -321,6 +321,8 @@ def run_now(
             store.release(conn, feed.id, worker, next_run)
     with instance.begin() as conn:
         indexing.catch_up(conn)
+        if report.status == "ok":
+            scoring.keep_listed(conn, feed.id, report.started_at, now_us())
         record(
             conn,
             principal,

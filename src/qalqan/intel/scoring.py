@@ -56,6 +56,7 @@ __all__ = [
     "config_from",
     "default_config",
     "index_scores",
+    "keep_listed",
     "list_scores",
     "refresh",
     "rescore",
@@ -113,6 +114,7 @@ def rescore(
     if missing:
         found.update(store.first_kinds(conn, missing))
     totals = store.sighting_totals(conn, [h.stix_id for h in heads])
+    listed = store.listed_times(conn, [h.stix_id for h in heads])
     none = store.SightingTotals()
     rows_kind: list[str] = []
     base: list[int] = []
@@ -124,7 +126,7 @@ def rescore(
         rows_kind.append(found.get(head.date_added, decay.OTHER))
         base.append(decay.raised_base(head.confidence, seen.sightings))
         false_positives.append(seen.false_positives)
-        reset_at.append(max(head.date_added, seen.last_seen or 0))
+        reset_at.append(max(head.date_added, seen.last_seen or 0, listed.get(head.stix_id, 0)))
         expired_at.append(seen.expired_at)
     tau, delta = config.arrays(np.array(rows_kind, dtype=object))
     reset = np.array(reset_at, dtype=np.int64)
@@ -151,6 +153,13 @@ def rescore(
         ),
     )
     return len(heads)
+
+
+def keep_listed(conn: Connection, feed_id: str, since: int, now: int) -> int:
+    """A feed run that started at ``since`` still lists these values: their indicators start
+    decaying again at ``now`` (a blocklist's address stays live while the list names it);
+    returns how many."""
+    return store.keep_listed(conn, feed_id, since, now)
 
 
 def index_scores(conn: Connection, batch: IndexBatch) -> None:

@@ -20,7 +20,7 @@ from sqlalchemy import ColumnElement, FromClause, and_, exists, or_
 
 from qalqan.domain.handling import TLP, Distribution
 from qalqan.domain.principal import Principal, Role
-from qalqan.store.tables import indicator_scores
+from qalqan.store.tables import indicator_scores, sharing_group_members
 
 __all__ = [
     "BROADCAST",
@@ -40,6 +40,7 @@ __all__ = [
     "may_read_server_files",
     "may_run_feed",
     "may_write",
+    "readable_by_org",
     "releasable_to_peer",
     "runs_visible_to",
     "sighting_recipient",
@@ -110,6 +111,24 @@ def visible_to(principal: Principal, versions: FromClause) -> ColumnElement[bool
             )
         )
     return or_(*clauses)
+
+
+def readable_by_org(versions: FromClause, org_id: ColumnElement[str]) -> ColumnElement[bool]:
+    """SQL predicate: the ``object_versions`` row may be read by the org whose id ``org_id``
+    holds — a column of another table, for rules about an org other than the caller's (the
+    sightings that count toward an indicator's score are those its owner may read)."""
+    members = sharing_group_members
+    return or_(
+        versions.c.owner_org_id == org_id,
+        versions.c.distribution.in_(BROADCAST),
+        versions.c.recipient_org_id == org_id,
+        and_(
+            versions.c.distribution == Distribution.SHARING_GROUP.value,
+            exists().where(
+                members.c.group_id == versions.c.sharing_group_id, members.c.org_id == org_id
+            ),
+        ),
+    )
 
 
 def is_visible(principal: Principal, handling: Handling) -> bool:

@@ -26,13 +26,16 @@ from sqlalchemy import (
     func,
     literal_column,
     not_,
+    or_,
     select,
     text,
     tuple_,
+    update,
 )
 
 from qalqan.domain.principal import Principal
-from qalqan.policy import sweep_predicate, visible_to
+from qalqan.policy import readable_by_org, sweep_predicate, visible_to
+from qalqan.store.tables import feed_values
 from qalqan.store.tables import indicator_scores as scores
 from qalqan.store.tables import object_versions as ov
 from qalqan.store.tables import observables as obs
@@ -51,8 +54,10 @@ __all__ = [
     "first_kinds_between",
     "get_visible_score",
     "iter_score_chunks",
+    "keep_listed",
     "latest_indicators",
     "list_visible_scores",
+    "listed_times",
     "sighted_between",
     "sighting_totals",
     "update_scores",
@@ -98,6 +103,38 @@ class SightingTotals:
     false_positives: int = 0
     last_seen: int | None = None
     expired_at: int | None = None
+
+
+def listed_times(conn: Connection, stix_ids: Sequence[str]) -> dict[str, int]:
+    """When a feed last listed each of ``stix_ids`` (those that have a time)."""
+    found: dict[str, int] = {}
+    for chunk in _chunks(sorted(set(stix_ids))):
+        stmt = select(scores.c.stix_id, scores.c.listed_at).where(
+            scores.c.stix_id.in_(list(chunk)), scores.c.listed_at.is_not(None)
+        )
+        found.update((str(r[0]), int(r[1])) for r in conn.execute(stmt))
+    return found
+
+
+def keep_listed(conn: Connection, feed_id: str, since: int, now: int) -> int:
+    """The indicators of the values ``feed_id`` still listed at ``since`` or later start their
+    decay again at ``now``; returns how many. The moment a score falls below its cut-off only
+    depends on how long it has decayed, so it moves by as much as the start does."""
+    listed = select(feed_values.c.stix_id).where(
+        feed_values.c.feed_id == feed_id,
+        feed_values.c.last_seen >= since,
+        feed_values.c.expired.is_(False),
+    )
+    moved = case(
+        (or_(scores.c.decays_at.is_(None), scores.c.expired_at.is_not(None)), scores.c.decays_at),
+        else_=scores.c.decays_at + (now - scores.c.reset_at),
+    )
+    result = conn.execute(
+        update(scores)
+        .where(scores.c.stix_id.in_(listed), scores.c.reset_at < now)
+        .values(decays_at=moved, reset_at=now, listed_at=now)
+    )
+    return int(result.rowcount)
 
 
 def latest_indicators(conn: Connection, stix_ids: Sequence[str]) -> list[IndicatorHead]:
@@ -161,6 +198,7 @@ def sighting_totals(conn: Connection, stix_ids: Sequence[str]) -> dict[str, Sigh
         else_=s.c.version_id,
     )
     totals: dict[str, dict[str, tuple[int, int | None, int | None]]] = {}
+    sighted = ov.alias("sighted")
     for chunk in _chunks(sorted(set(stix_ids))):
         stmt = (
             select(
@@ -170,12 +208,20 @@ def sighting_totals(conn: Connection, stix_ids: Sequence[str]) -> dict[str, Sigh
                 func.max(seen),
                 func.min(s.c.version_id),
             )
-            .select_from(s.join(ov, ov.c.date_added == s.c.version_id))
+            .select_from(
+                s.join(ov, ov.c.date_added == s.c.version_id).join(
+                    sighted,
+                    and_(sighted.c.stix_id == s.c.sighting_of_ref, sighted.c.is_latest.is_(True)),
+                )
+            )
             .where(
                 s.c.sighting_of_ref.in_(list(chunk)),
                 ov.c.is_latest.is_(True),
                 ov.c.revoked.is_(False),
                 ov.c.withdrawn.is_(False),
+                # Only reports the indicator's owner may read count: an org cannot take another
+                # org's indicator out of detection with a report its owner never sees.
+                readable_by_org(ov, sighted.c.owner_org_id),
             )
             .group_by(s.c.sighting_of_ref, s.c.kind)
         )

@@ -449,13 +449,14 @@ indicator_scores = Table(
     Column("false_positives", Integer, nullable=False, default=0),
     Column("reset_at", BigInteger, nullable=False, comment="decay counts from here"),
     Column("expired_at", BigInteger, nullable=True, comment="reported expired at"),
+    Column("listed_at", BigInteger, nullable=True, comment="a feed last listed it at"),
     Column(
         "decays_at", BigInteger, nullable=True, comment="falls below the threshold; null: never"
     ),
     Column("score", SmallInteger, nullable=False, comment="0-100 as of refreshed_at"),
     Column("refreshed_at", BigInteger, nullable=False),
     Index("ix_indicator_scores_decays", "decays_at"),
-    Index("ix_indicator_scores_score", "score"),
+    Index("ix_indicator_scores_score", "score", "stix_id"),
 )
 
 notifications = Table(

@@ -50,6 +50,7 @@ def upgrade() -> None:
         sa.Column("false_positives", sa.Integer(), nullable=False),
         sa.Column("reset_at", sa.BigInteger(), nullable=False, comment="decay counts from here"),
         sa.Column("expired_at", sa.BigInteger(), nullable=True, comment="reported expired at"),
+        sa.Column("listed_at", sa.BigInteger(), nullable=True, comment="a feed last listed it at"),
         sa.Column(
             "decays_at",
             sa.BigInteger(),
@@ -62,7 +63,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("indicator_scores", schema=None) as batch_op:
         batch_op.create_index("ix_indicator_scores_decays", ["decays_at"], unique=False)
-        batch_op.create_index("ix_indicator_scores_score", ["score"], unique=False)
+        batch_op.create_index("ix_indicator_scores_score", ["score", "stix_id"], unique=False)
 
     op.create_table(
         "notifications",
