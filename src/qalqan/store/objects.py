@@ -22,6 +22,7 @@ from qalqan.store.tables import orgs
 
 __all__ = [
     "OBSERVABLE_COLUMNS",
+    "STORED_VERSION_COLUMNS",
     "VERSION_COLUMNS",
     "ExistingVersion",
     "ObjectFilter",
@@ -302,7 +303,8 @@ def mark_withdrawn(conn: Connection, date_added: int) -> None:
     conn.execute(update(ov).where(ov.c.date_added == date_added).values(withdrawn=True))
 
 
-_VERSION_COLUMNS = (
+# The columns of a StoredVersion, in its field order (read paths join orgs for the names).
+STORED_VERSION_COLUMNS = (
     ov.c.date_added,
     ov.c.stix_id,
     ov.c.type,
@@ -322,7 +324,7 @@ _VERSION_COLUMNS = (
 
 def _visible_versions(principal: Principal) -> Select[Any]:
     return (
-        select(*_VERSION_COLUMNS)
+        select(*STORED_VERSION_COLUMNS)
         .join(orgs, orgs.c.id == ov.c.owner_org_id)
         .where(visible_to(principal, ov))
     )
@@ -429,7 +431,7 @@ def find_observables(
     else:
         match = and_(obs.c.value == wanted.value, obs.c.kind == wanted.kind)
     stmt = (
-        select(obs.c.id, obs.c.kind, obs.c.value, *_VERSION_COLUMNS)
+        select(obs.c.id, obs.c.kind, obs.c.value, *STORED_VERSION_COLUMNS)
         .join(ov, ov.c.date_added == obs.c.version_id)
         .join(orgs, orgs.c.id == ov.c.owner_org_id)
         .where(

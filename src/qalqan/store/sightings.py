@@ -17,7 +17,7 @@ from sqlalchemy.orm import aliased
 
 from qalqan.domain.principal import Principal
 from qalqan.policy import visible_to
-from qalqan.store.objects import StoredVersion
+from qalqan.store.objects import STORED_VERSION_COLUMNS, StoredVersion
 from qalqan.store.tables import object_versions as ov
 from qalqan.store.tables import orgs
 from qalqan.store.tables import sightings as st
@@ -113,23 +113,7 @@ def visible_objects(
     return found
 
 
-_VERSION_COLUMNS = (
-    ov.c.date_added,
-    ov.c.stix_id,
-    ov.c.type,
-    ov.c.modified,
-    ov.c.is_latest,
-    ov.c.revoked,
-    ov.c.withdrawn,
-    ov.c.owner_org_id,
-    orgs.c.name,
-    orgs.c.country,
-    ov.c.tlp,
-    ov.c.distribution,
-    ov.c.sharing_group_id,
-    ov.c.content,
-    ov.c.recipient_org_id,
-)
+_VERSION_COLUMNS = (*STORED_VERSION_COLUMNS, ov.c.recipient_org_id)
 
 
 def _versions(stmt: Select[Any], conn: Connection) -> list[SightingVersion]:
