@@ -26,7 +26,17 @@ __all__ = [
     "TEXT_INDEX",
     "UNMANAGED_TABLES",
     "api_keys",
+    "audit_head",
     "audit_log",
+    "case_assignees",
+    "case_comments",
+    "case_labels",
+    "case_observables",
+    "case_participants",
+    "case_task_log",
+    "case_tasks",
+    "case_timeline",
+    "cases",
     "detection_hits",
     "detection_runs",
     "feed_runs",
@@ -477,3 +487,156 @@ notifications = Table(
 TEXT_INDEX = "object_text"
 UNMANAGED_TABLES = frozenset({TEXT_INDEX, *(f"{TEXT_INDEX}_{s}" for s in (
     "data", "idx", "content", "docsize", "config"))})  # fmt: skip
+
+# Cases: cross-border incidents and investigations, worked by the orgs taking part in them.
+
+cases = Table(
+    "cases",
+    metadata,
+    Column("id", String(UUID_LEN), primary_key=True),
+    Column("number", Integer, nullable=False, unique=True, comment="human-friendly, per node"),
+    Column("title", String(300), nullable=False),
+    Column("description", Text, nullable=False, default=""),
+    Column("severity", SmallInteger, nullable=False, comment="1 low, 2 medium, 3 high, 4 critical"),
+    Column("tlp", SmallInteger, nullable=False),
+    Column("pap", SmallInteger, nullable=False, comment="PAP: 0 clear, 1 green, 2 amber, 3 red"),
+    Column(
+        "status",
+        String(20),
+        nullable=False,
+        comment="new, in-progress, on-hold, resolved or closed",
+    ),
+    Column("resolution", Text, nullable=True),
+    Column("owner_org_id", String(UUID_LEN), ForeignKey("orgs.id"), nullable=False),
+    Column("template", String(50), nullable=True),
+    Column("attack_techniques", Text, nullable=False, default="[]", comment="JSON list of ids"),
+    Column("custom_fields", Text, nullable=False, default="{}", comment="JSON object"),
+    Column("created_at", BigInteger, nullable=False),
+    Column("created_by", String(UUID_LEN), nullable=True),
+    Column("updated_at", BigInteger, nullable=False),
+    Column("closed_at", BigInteger, nullable=True),
+    Index("ix_cases_status", "status", "updated_at", "id"),
+    Index("ix_cases_updated", "updated_at", "id"),
+)
+
+case_participants = Table(
+    "case_participants",
+    metadata,
+    Column(
+        "case_id", String(UUID_LEN), ForeignKey("cases.id", ondelete="CASCADE"), primary_key=True
+    ),
+    Column("org_id", String(UUID_LEN), ForeignKey("orgs.id"), primary_key=True),
+    Column("role", String(20), nullable=False, comment="lead, contributor or observer"),
+    Column("added_at", BigInteger, nullable=False),
+    Column("added_by", String(UUID_LEN), nullable=True),
+    Index("ix_case_participants_org", "org_id", "case_id"),
+)
+
+case_assignees = Table(
+    "case_assignees",
+    metadata,
+    Column(
+        "case_id", String(UUID_LEN), ForeignKey("cases.id", ondelete="CASCADE"), primary_key=True
+    ),
+    Column("user_id", String(UUID_LEN), ForeignKey("users.id"), primary_key=True),
+    Index("ix_case_assignees_user", "user_id", "case_id"),
+)
+
+case_labels = Table(
+    "case_labels",
+    metadata,
+    Column(
+        "case_id", String(UUID_LEN), ForeignKey("cases.id", ondelete="CASCADE"), primary_key=True
+    ),
+    Column("label", String(100), primary_key=True),
+    Index("ix_case_labels_label", "label", "case_id"),
+)
+
+case_tasks = Table(
+    "case_tasks",
+    metadata,
+    Column("id", String(UUID_LEN), primary_key=True),
+    Column("case_id", String(UUID_LEN), ForeignKey("cases.id", ondelete="CASCADE"), nullable=False),
+    Column("title", String(300), nullable=False),
+    Column("description", Text, nullable=False, default=""),
+    Column("status", String(20), nullable=False, comment="open, in-progress, done, cancelled"),
+    Column("org_id", String(UUID_LEN), ForeignKey("orgs.id"), nullable=True),
+    Column("assignee_user_id", String(UUID_LEN), ForeignKey("users.id"), nullable=True),
+    Column("due_at", BigInteger, nullable=True),
+    Column("position", Integer, nullable=False, default=0, comment="order within the case"),
+    Column("created_at", BigInteger, nullable=False),
+    Column("created_by", String(UUID_LEN), nullable=True),
+    Column("updated_at", BigInteger, nullable=False),
+    Column("closed_at", BigInteger, nullable=True),
+    Index("ix_case_tasks_case", "case_id", "position", "id"),
+    Index("ix_case_tasks_assignee", "assignee_user_id", "status"),
+    Index("ix_case_tasks_due", "status", "due_at"),
+)
+
+case_task_log = Table(
+    "case_task_log",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column(
+        "task_id", String(UUID_LEN), ForeignKey("case_tasks.id", ondelete="CASCADE"), nullable=False
+    ),
+    Column("at", BigInteger, nullable=False),
+    Column("user_id", String(UUID_LEN), nullable=True),
+    Column("org_id", String(UUID_LEN), nullable=True),
+    Column("text", Text, nullable=False),
+    Index("ix_case_task_log_task", "task_id", "id"),
+)
+
+case_timeline = Table(
+    "case_timeline",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("case_id", String(UUID_LEN), ForeignKey("cases.id", ondelete="CASCADE"), nullable=False),
+    Column("at", BigInteger, nullable=False, comment="when it was recorded"),
+    Column("event_time", BigInteger, nullable=True, comment="when it happened, for manual entries"),
+    Column("kind", String(10), nullable=False, comment="auto or manual"),
+    Column("action", String(100), nullable=False),
+    Column("actor_user_id", String(UUID_LEN), nullable=True),
+    Column("actor_org_id", String(UUID_LEN), nullable=True),
+    Column("text", Text, nullable=False, default=""),
+    Column("detail", Text, nullable=False, default="{}", comment="JSON"),
+    Index("ix_case_timeline_case", "case_id", "id"),
+)
+
+case_comments = Table(
+    "case_comments",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("case_id", String(UUID_LEN), ForeignKey("cases.id", ondelete="CASCADE"), nullable=False),
+    Column("at", BigInteger, nullable=False),
+    Column("author_user_id", String(UUID_LEN), nullable=True),
+    Column("author_org_id", String(UUID_LEN), nullable=False),
+    Column("body", Text, nullable=False),
+    Column("mentions", Text, nullable=False, default="[]", comment="JSON list of org ids"),
+    Index("ix_case_comments_case", "case_id", "id"),
+)
+
+case_observables = Table(
+    "case_observables",
+    metadata,
+    Column(
+        "case_id", String(UUID_LEN), ForeignKey("cases.id", ondelete="CASCADE"), primary_key=True
+    ),
+    Column("kind", String(16), primary_key=True),
+    Column("value", Text, primary_key=True),
+    Column("stix_id", String(300), nullable=True, comment="the intelligence object it came from"),
+    Column("note", Text, nullable=False, default=""),
+    Column("added_at", BigInteger, nullable=False),
+    Column("added_by", String(UUID_LEN), nullable=True),
+    Column("added_by_org", String(UUID_LEN), nullable=True),
+)
+
+# The head of the audit hash chain: one row, updated by every append in the appender's
+# transaction, so appenders take turns and each entry's hash covers the one before it.
+audit_head = Table(
+    "audit_head",
+    metadata,
+    Column("id", SmallInteger, primary_key=True, autoincrement=False, comment="always 1"),
+    Column("last_id", BigInteger, nullable=False, comment="id of the last entry (0: none)"),
+    Column("last_hash", String(64), nullable=False),
+)
