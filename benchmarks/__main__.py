@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from benchmarks import (
+    audit_chain,
     correlation,
     decay_refresh,
     export_stream,
@@ -41,6 +42,7 @@ BENCHMARKS: dict[str, Benchmark] = {
     sigma_sweep.NAME: sigma_sweep.run,
     sweep_memory.NAME: sweep_memory.run,
     correlation.NAME: correlation.run,
+    audit_chain.NAME: audit_chain.run,
     decay_refresh.NAME: decay_refresh.run,
 }
 
