@@ -52,6 +52,9 @@ __all__ = [
     "object_versions",
     "observables",
     "orgs",
+    "rfa_events",
+    "rfa_observables",
+    "rfas",
     "sharing_group_members",
     "sharing_groups",
     "sightings",
@@ -629,6 +632,59 @@ case_observables = Table(
     Column("added_at", BigInteger, nullable=False),
     Column("added_by", String(UUID_LEN), nullable=True),
     Column("added_by_org", String(UUID_LEN), nullable=True),
+)
+
+# Requests for assistance between member orgs: one asks, one answers, both (and their org
+# admins) see it; nobody else does.
+
+rfas = Table(
+    "rfas",
+    metadata,
+    Column("id", String(UUID_LEN), primary_key=True),
+    Column("number", Integer, nullable=False, unique=True, comment="human-friendly, per node"),
+    Column("kind", String(30), nullable=False),
+    Column("title", String(300), nullable=False),
+    Column("body", Text, nullable=False, default=""),
+    Column("legal_basis", Text, nullable=False, default=""),
+    Column("priority", SmallInteger, nullable=False, comment="1 low, 2 medium, 3 high, 4 urgent"),
+    Column("requester_org_id", String(UUID_LEN), ForeignKey("orgs.id"), nullable=False),
+    Column("recipient_org_id", String(UUID_LEN), ForeignKey("orgs.id"), nullable=False),
+    Column("case_id", String(UUID_LEN), ForeignKey("cases.id", ondelete="SET NULL"), nullable=True),
+    Column("status", String(20), nullable=False),
+    Column("due_at", BigInteger, nullable=True, comment="answer requested by"),
+    Column("answer", Text, nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+    Column("created_by", String(UUID_LEN), nullable=True),
+    Column("updated_at", BigInteger, nullable=False),
+    Column("sent_at", BigInteger, nullable=True),
+    Column("acknowledged_at", BigInteger, nullable=True),
+    Column("answered_at", BigInteger, nullable=True),
+    Column("closed_at", BigInteger, nullable=True),
+    Index("ix_rfas_requester", "requester_org_id", "updated_at", "id"),
+    Index("ix_rfas_recipient", "recipient_org_id", "updated_at", "id"),
+    Index("ix_rfas_due", "status", "due_at"),
+)
+
+rfa_events = Table(
+    "rfa_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("rfa_id", String(UUID_LEN), ForeignKey("rfas.id", ondelete="CASCADE"), nullable=False),
+    Column("at", BigInteger, nullable=False),
+    Column("actor_user_id", String(UUID_LEN), nullable=True),
+    Column("actor_org_id", String(UUID_LEN), nullable=True),
+    Column("from_status", String(20), nullable=True),
+    Column("to_status", String(20), nullable=False),
+    Column("note", Text, nullable=False, default=""),
+    Index("ix_rfa_events_rfa", "rfa_id", "id"),
+)
+
+rfa_observables = Table(
+    "rfa_observables",
+    metadata,
+    Column("rfa_id", String(UUID_LEN), ForeignKey("rfas.id", ondelete="CASCADE"), primary_key=True),
+    Column("kind", String(16), primary_key=True),
+    Column("value", Text, primary_key=True),
 )
 
 # The head of the audit hash chain: one row, updated by every append in the appender's

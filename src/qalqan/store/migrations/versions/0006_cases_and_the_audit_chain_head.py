@@ -1,4 +1,4 @@
-"""cases and the audit chain head
+"""cases, requests for assistance and the audit chain head
 
 Revision ID: 0006
 Revises: 0005
@@ -85,7 +85,7 @@ def upgrade() -> None:
             "status",
             sa.String(length=20),
             nullable=False,
-            comment="new, in-progress, on-hold, resolved, closed",
+            comment="new, in-progress, on-hold, resolved or closed",
         ),
         sa.Column("resolution", sa.Text(), nullable=True),
         sa.Column("owner_org_id", sa.String(length=36), nullable=False),
@@ -285,12 +285,99 @@ def upgrade() -> None:
     with op.batch_alter_table("case_task_log", schema=None) as batch_op:
         batch_op.create_index("ix_case_task_log_task", ["task_id", "id"], unique=False)
 
+    op.create_table(
+        "rfas",
+        sa.Column("id", sa.String(length=36), nullable=False),
+        sa.Column("number", sa.Integer(), nullable=False, comment="human-friendly, per node"),
+        sa.Column("kind", sa.String(length=30), nullable=False),
+        sa.Column("title", sa.String(length=300), nullable=False),
+        sa.Column("body", sa.Text(), nullable=False),
+        sa.Column("legal_basis", sa.Text(), nullable=False),
+        sa.Column(
+            "priority",
+            sa.SmallInteger(),
+            nullable=False,
+            comment="1 low, 2 medium, 3 high, 4 urgent",
+        ),
+        sa.Column("requester_org_id", sa.String(length=36), nullable=False),
+        sa.Column("recipient_org_id", sa.String(length=36), nullable=False),
+        sa.Column("case_id", sa.String(length=36), nullable=True),
+        sa.Column("status", sa.String(length=20), nullable=False),
+        sa.Column("due_at", sa.BigInteger(), nullable=True, comment="answer requested by"),
+        sa.Column("answer", sa.Text(), nullable=True),
+        sa.Column("created_at", sa.BigInteger(), nullable=False),
+        sa.Column("created_by", sa.String(length=36), nullable=True),
+        sa.Column("updated_at", sa.BigInteger(), nullable=False),
+        sa.Column("sent_at", sa.BigInteger(), nullable=True),
+        sa.Column("acknowledged_at", sa.BigInteger(), nullable=True),
+        sa.Column("answered_at", sa.BigInteger(), nullable=True),
+        sa.Column("closed_at", sa.BigInteger(), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["case_id"], ["cases.id"], name=op.f("fk_rfas_case_id_cases"), ondelete="SET NULL"
+        ),
+        sa.ForeignKeyConstraint(
+            ["recipient_org_id"], ["orgs.id"], name=op.f("fk_rfas_recipient_org_id_orgs")
+        ),
+        sa.ForeignKeyConstraint(
+            ["requester_org_id"], ["orgs.id"], name=op.f("fk_rfas_requester_org_id_orgs")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_rfas")),
+        sa.UniqueConstraint("number", name=op.f("uq_rfas_number")),
+    )
+    with op.batch_alter_table("rfas", schema=None) as batch_op:
+        batch_op.create_index("ix_rfas_due", ["status", "due_at"], unique=False)
+        batch_op.create_index(
+            "ix_rfas_recipient", ["recipient_org_id", "updated_at", "id"], unique=False
+        )
+        batch_op.create_index(
+            "ix_rfas_requester", ["requester_org_id", "updated_at", "id"], unique=False
+        )
+
+    op.create_table(
+        "rfa_events",
+        sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
+        sa.Column("rfa_id", sa.String(length=36), nullable=False),
+        sa.Column("at", sa.BigInteger(), nullable=False),
+        sa.Column("actor_user_id", sa.String(length=36), nullable=True),
+        sa.Column("actor_org_id", sa.String(length=36), nullable=True),
+        sa.Column("from_status", sa.String(length=20), nullable=True),
+        sa.Column("to_status", sa.String(length=20), nullable=False),
+        sa.Column("note", sa.Text(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["rfa_id"], ["rfas.id"], name=op.f("fk_rfa_events_rfa_id_rfas"), ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_rfa_events")),
+    )
+    with op.batch_alter_table("rfa_events", schema=None) as batch_op:
+        batch_op.create_index("ix_rfa_events_rfa", ["rfa_id", "id"], unique=False)
+
+    op.create_table(
+        "rfa_observables",
+        sa.Column("rfa_id", sa.String(length=36), nullable=False),
+        sa.Column("kind", sa.String(length=16), nullable=False),
+        sa.Column("value", sa.Text(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["rfa_id"], ["rfas.id"], name=op.f("fk_rfa_observables_rfa_id_rfas"), ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("rfa_id", "kind", "value", name=op.f("pk_rfa_observables")),
+    )
     # ### end Alembic commands ###
     _chain_existing_entries()
 
 
 def downgrade() -> None:
     op.execute("DELETE FROM audit_head")
+    op.drop_table("rfa_observables")
+    with op.batch_alter_table("rfa_events", schema=None) as batch_op:
+        batch_op.drop_index("ix_rfa_events_rfa")
+
+    op.drop_table("rfa_events")
+    with op.batch_alter_table("rfas", schema=None) as batch_op:
+        batch_op.drop_index("ix_rfas_requester")
+        batch_op.drop_index("ix_rfas_recipient")
+        batch_op.drop_index("ix_rfas_due")
+
+    op.drop_table("rfas")
     # ### commands auto generated by Alembic - please adjust! ###
     with op.batch_alter_table("case_task_log", schema=None) as batch_op:
         batch_op.drop_index("ix_case_task_log_task")
