@@ -39,6 +39,9 @@ __all__ = [
     "cases",
     "detection_hits",
     "detection_runs",
+    "evidence",
+    "evidence_custody",
+    "evidence_files",
     "feed_runs",
     "feed_values",
     "feeds",
@@ -685,6 +688,54 @@ rfa_observables = Table(
     Column("rfa_id", String(UUID_LEN), ForeignKey("rfas.id", ondelete="CASCADE"), primary_key=True),
     Column("kind", String(16), primary_key=True),
     Column("value", Text, primary_key=True),
+)
+
+# Evidence: files stored once by their SHA-256 (evidence_files), each upload to a case an
+# evidence item with its chain of custody.
+
+evidence_files = Table(
+    "evidence_files",
+    metadata,
+    Column("sha256", String(64), primary_key=True),
+    Column("size", BigInteger, nullable=False),
+    Column("stored_at", BigInteger, nullable=False),
+)
+
+evidence = Table(
+    "evidence",
+    metadata,
+    Column("id", String(UUID_LEN), primary_key=True),
+    Column("case_id", String(UUID_LEN), ForeignKey("cases.id"), nullable=False),
+    Column("sha256", String(64), ForeignKey("evidence_files.sha256"), nullable=False),
+    Column("name", String(255), nullable=False, comment="the file name, neutralized"),
+    Column("media_type", String(100), nullable=False, comment="as declared; never served as it"),
+    Column("size", BigInteger, nullable=False),
+    Column("description", Text, nullable=False, default=""),
+    Column("collected_by", String(300), nullable=False, default=""),
+    Column("collected_at", BigInteger, nullable=True),
+    Column("collection_method", Text, nullable=False, default=""),
+    Column("uploaded_by", String(UUID_LEN), nullable=True),
+    Column("uploaded_org_id", String(UUID_LEN), ForeignKey("orgs.id"), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Index("ix_evidence_case", "case_id", "created_at", "id"),
+)
+
+evidence_custody = Table(
+    "evidence_custody",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column(
+        "evidence_id",
+        String(UUID_LEN),
+        ForeignKey("evidence.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("at", BigInteger, nullable=False),
+    Column("actor_user_id", String(UUID_LEN), nullable=True),
+    Column("actor_org_id", String(UUID_LEN), nullable=True),
+    Column("action", String(30), nullable=False, comment="collected, uploaded, downloaded, ..."),
+    Column("detail", Text, nullable=False, default="{}", comment="JSON"),
+    Index("ix_evidence_custody_evidence", "evidence_id", "id"),
 )
 
 # The head of the audit hash chain: one row, updated by every append in the appender's

@@ -1,4 +1,4 @@
-"""cases, requests for assistance and the audit chain head
+"""cases, requests for assistance, evidence and the audit chain head
 
 Revision ID: 0006
 Revises: 0005
@@ -361,12 +361,87 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("rfa_id", "kind", "value", name=op.f("pk_rfa_observables")),
     )
+    op.create_table(
+        "evidence_files",
+        sa.Column("sha256", sa.String(length=64), nullable=False),
+        sa.Column("size", sa.BigInteger(), nullable=False),
+        sa.Column("stored_at", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint("sha256", name=op.f("pk_evidence_files")),
+    )
+    op.create_table(
+        "evidence",
+        sa.Column("id", sa.String(length=36), nullable=False),
+        sa.Column("case_id", sa.String(length=36), nullable=False),
+        sa.Column("sha256", sa.String(length=64), nullable=False),
+        sa.Column(
+            "name", sa.String(length=255), nullable=False, comment="the file name, neutralized"
+        ),
+        sa.Column(
+            "media_type",
+            sa.String(length=100),
+            nullable=False,
+            comment="as declared; never served as it",
+        ),
+        sa.Column("size", sa.BigInteger(), nullable=False),
+        sa.Column("description", sa.Text(), nullable=False),
+        sa.Column("collected_by", sa.String(length=300), nullable=False),
+        sa.Column("collected_at", sa.BigInteger(), nullable=True),
+        sa.Column("collection_method", sa.Text(), nullable=False),
+        sa.Column("uploaded_by", sa.String(length=36), nullable=True),
+        sa.Column("uploaded_org_id", sa.String(length=36), nullable=False),
+        sa.Column("created_at", sa.BigInteger(), nullable=False),
+        sa.ForeignKeyConstraint(["case_id"], ["cases.id"], name=op.f("fk_evidence_case_id_cases")),
+        sa.ForeignKeyConstraint(
+            ["sha256"], ["evidence_files.sha256"], name=op.f("fk_evidence_sha256_evidence_files")
+        ),
+        sa.ForeignKeyConstraint(
+            ["uploaded_org_id"], ["orgs.id"], name=op.f("fk_evidence_uploaded_org_id_orgs")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_evidence")),
+    )
+    with op.batch_alter_table("evidence", schema=None) as batch_op:
+        batch_op.create_index("ix_evidence_case", ["case_id", "created_at", "id"], unique=False)
+
+    op.create_table(
+        "evidence_custody",
+        sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
+        sa.Column("evidence_id", sa.String(length=36), nullable=False),
+        sa.Column("at", sa.BigInteger(), nullable=False),
+        sa.Column("actor_user_id", sa.String(length=36), nullable=True),
+        sa.Column("actor_org_id", sa.String(length=36), nullable=True),
+        sa.Column(
+            "action",
+            sa.String(length=30),
+            nullable=False,
+            comment="collected, uploaded, downloaded, ...",
+        ),
+        sa.Column("detail", sa.Text(), nullable=False, comment="JSON"),
+        sa.ForeignKeyConstraint(
+            ["evidence_id"],
+            ["evidence.id"],
+            name=op.f("fk_evidence_custody_evidence_id_evidence"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_evidence_custody")),
+    )
+    with op.batch_alter_table("evidence_custody", schema=None) as batch_op:
+        batch_op.create_index("ix_evidence_custody_evidence", ["evidence_id", "id"], unique=False)
+
     # ### end Alembic commands ###
     _chain_existing_entries()
 
 
 def downgrade() -> None:
     op.execute("DELETE FROM audit_head")
+    with op.batch_alter_table("evidence_custody", schema=None) as batch_op:
+        batch_op.drop_index("ix_evidence_custody_evidence")
+
+    op.drop_table("evidence_custody")
+    with op.batch_alter_table("evidence", schema=None) as batch_op:
+        batch_op.drop_index("ix_evidence_case")
+
+    op.drop_table("evidence")
+    op.drop_table("evidence_files")
     op.drop_table("rfa_observables")
     with op.batch_alter_table("rfa_events", schema=None) as batch_op:
         batch_op.drop_index("ix_rfa_events_rfa")
