@@ -57,6 +57,11 @@ class Settings(BaseSettings):
     sigma_rules: Path | None = Field(
         default=None, description="Directory of Sigma rules that API sweeps may apply."
     )
+    evidence_max_bytes: int = Field(
+        default=2 * 1024 * 1024 * 1024,
+        ge=1024,
+        description="Largest evidence file POST /api/v1/evidence accepts.",
+    )
     correlation_list_limit: int = Field(
         default=1000,
         ge=1,
@@ -91,6 +96,11 @@ class Settings(BaseSettings):
     )
     env: str = Field(default="dev", description="dev, test or production")
     log_level: str = "info"
+
+    @property
+    def evidence_dir(self) -> Path:
+        """Where evidence files are stored, by their SHA-256."""
+        return self.data_dir / "evidence"
 
     @property
     def resolved_warninglist_cache(self) -> Path:
