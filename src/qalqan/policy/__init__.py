@@ -10,6 +10,11 @@ has decayed below its cut-off (``intel.scoring``) is not active.
 
 Besides its distribution, a version may name one *recipient* org that may also read it: a
 sighting shared back goes to the owner of the indicator it is about, and to no one else.
+
+Cases are read by their participating orgs only (:func:`case_visible_to`), node admins of other
+orgs included; the owner org is always a participant with role ``lead``. What a participant may
+do follows its role in the case and the user's role: :func:`may_edit_case`,
+:func:`may_comment_on_case`, :func:`may_add_participant`, :func:`may_reopen_case`.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from sqlalchemy import ColumnElement, FromClause, and_, exists, or_
 
 from qalqan.domain.handling import TLP, Distribution
 from qalqan.domain.principal import Principal, Role
-from qalqan.store.tables import indicator_scores, sharing_group_members
+from qalqan.store.tables import case_participants, indicator_scores, sharing_group_members
 
 __all__ = [
     "BROADCAST",
@@ -29,15 +34,20 @@ __all__ = [
     "PeerLink",
     "can_administer_node",
     "can_administer_org",
+    "case_visible_to",
     "collection_access",
     "export_ceiling",
     "export_predicate",
     "exportable",
     "handling_problem",
     "is_visible",
+    "may_add_participant",
+    "may_comment_on_case",
+    "may_edit_case",
     "may_manage_feed",
     "may_name_feed",
     "may_read_server_files",
+    "may_reopen_case",
     "may_run_feed",
     "may_write",
     "readable_by_org",
@@ -55,6 +65,8 @@ DEFAULT_EXPORT_CEILING = TLP.GREEN
 _HIGHEST_EXPORT_CEILING = TLP.AMBER_STRICT
 _RED_DISTRIBUTIONS = (Distribution.ORGANIZATION, Distribution.SHARING_GROUP)
 _WRITER_ROLES = frozenset({Role.NODE_ADMIN, Role.ORG_ADMIN, Role.ANALYST, Role.SYNC})
+# People who work cases: machine accounts of peers and readers do not.
+_CASE_WORKER_ROLES = frozenset({Role.NODE_ADMIN, Role.ORG_ADMIN, Role.ANALYST})
 
 
 @dataclass(frozen=True, slots=True)
@@ -324,3 +336,41 @@ def may_name_feed(principal: Principal, owner_org_id: str) -> bool:
     it)? Its own org's feeds, or any for node admins: other feeds are as if they did not
     exist."""
     return principal.role is Role.NODE_ADMIN or principal.org_id == owner_org_id
+
+
+def case_visible_to(principal: Principal, cases_table: FromClause) -> ColumnElement[bool]:
+    """SQL predicate: the ``cases`` row (of the table or an alias of it) may be read by the
+    principal's org — it is one of the case's participants. Nobody else, node admins of other
+    orgs included, learns that the case exists."""
+    return (
+        exists()
+        .where(
+            case_participants.c.case_id == cases_table.c.id,
+            case_participants.c.org_id == principal.org_id,
+        )
+        .correlate(cases_table)
+    )
+
+
+def may_edit_case(principal: Principal, participant_role: str | None) -> bool:
+    """May the principal change a case (fields, status, tasks, observables, assignees) in which
+    its org takes part as ``participant_role`` (None: not at all)? Leads and contributors, and
+    only users who work cases: readers and observers read."""
+    return participant_role in ("lead", "contributor") and principal.role in _CASE_WORKER_ROLES
+
+
+def may_comment_on_case(principal: Principal, participant_role: str | None) -> bool:
+    """May the principal comment on a case (and add manual timeline entries)? Every
+    participating org, observers included, but not readers."""
+    return participant_role is not None and principal.role in _CASE_WORKER_ROLES
+
+
+def may_add_participant(principal: Principal, participant_role: str | None) -> bool:
+    """May the principal invite, remove or change the role of orgs in a case? Leads only (the
+    owner org is always one): adding an org is an explicit act of those who run the case."""
+    return participant_role == "lead" and principal.role in _CASE_WORKER_ROLES
+
+
+def may_reopen_case(principal: Principal, participant_role: str | None) -> bool:
+    """May the principal reopen a closed case? Leads only."""
+    return participant_role == "lead" and principal.role in _CASE_WORKER_ROLES
