@@ -17,12 +17,15 @@ from qalqan.api.problems import install_handlers
 from qalqan.api.routers import (
     admin,
     attack,
+    cases,
     correlation,
     detections,
+    evidence,
     exports,
     feeds,
     health,
     objects,
+    rfas,
     scores,
     search,
     sightings,
@@ -64,6 +67,9 @@ def create_app(instance: Instance) -> FastAPI:
         taxii,
         exports,
         detections,
+        cases,
+        evidence,
+        rfas,
     ):
         app.include_router(module.router, prefix=API_PREFIX)
     taxii_server.install(app)
@@ -76,7 +82,9 @@ def create_app(instance: Instance) -> FastAPI:
     app.add_middleware(
         BodyLimit,
         limit=instance.settings.max_body_bytes,
-        exempt=frozenset({API_PREFIX + detections.SWEEPS_PATH}),
+        exempt=frozenset(
+            {API_PREFIX + detections.SWEEPS_PATH, API_PREFIX + evidence.EVIDENCE_PATH}
+        ),
     )
 
     def openapi() -> dict[str, Any]:

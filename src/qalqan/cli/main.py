@@ -10,12 +10,14 @@ from qalqan import __version__
 from qalqan.cli.admin import group_app, key_app, org_app, user_app
 from qalqan.cli.attack import attack_app
 from qalqan.cli.audit import audit_app
+from qalqan.cli.cases import case_app
 from qalqan.cli.common import err_console
 from qalqan.cli.correlation import related_command
 from qalqan.cli.detect import sweep_command, watch_command
 from qalqan.cli.feeds import feed_app, warninglist_app, worker_command
 from qalqan.cli.intel import export_command, import_command
 from qalqan.cli.node import demo_command, init_command, serve_command
+from qalqan.cli.rfas import rfa_app
 from qalqan.cli.scores import score_app
 from qalqan.cli.search import search_app
 from qalqan.cli.sightings import sighting_app
@@ -55,6 +57,8 @@ app.add_typer(sighting_app, name="sighting")
 app.add_typer(score_app, name="score")
 app.add_typer(attack_app, name="attack")
 app.add_typer(stats_app, name="stats")
+app.add_typer(case_app, name="case")
+app.add_typer(rfa_app, name="rfa")
 
 
 def _version(value: bool) -> None:
