@@ -12,6 +12,7 @@ from pathlib import Path
 
 from benchmarks import (
     audit_chain,
+    case_pages,
     correlation,
     decay_refresh,
     export_stream,
@@ -43,6 +44,7 @@ BENCHMARKS: dict[str, Benchmark] = {
     sweep_memory.NAME: sweep_memory.run,
     correlation.NAME: correlation.run,
     audit_chain.NAME: audit_chain.run,
+    case_pages.NAME: case_pages.run,
     decay_refresh.NAME: decay_refresh.run,
 }
 

@@ -1,7 +1,8 @@
 """Scheduled feed runs: in a thread of ``qalqan serve`` (embedded mode) or in ``qalqan worker``
 processes (production). Several workers may poll at once: a feed's lease, taken in one UPDATE,
-makes sure only one of them runs it. The embedded scheduler also refreshes the stored
-confidence scores of indicators now and then (``intel.scoring.refresh``)."""
+makes sure only one of them runs it. Now and then the same loop refreshes the stored confidence
+scores of indicators (``intel.scoring.refresh``) and tells requesters about requests for
+assistance past their deadline (``assistance.service.notify_overdue``)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from collections.abc import Callable
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from qalqan.assistance import service as rfa_service
 from qalqan.errors import Conflict, QalqanError
 from qalqan.feeds import subscriptions
 from qalqan.feeds.pipeline import RunReport
@@ -70,7 +72,7 @@ def work(
     score_every: float | None = None,
 ) -> None:
     """Poll for due feeds every ``interval`` seconds until ``stop`` is set; refresh the
-    stored scores every ``score_every`` seconds too, when given."""
+    stored scores and send overdue notices every ``score_every`` seconds too, when given."""
     scored_at: float | None = None
     while not stop.is_set():
         try:
@@ -87,6 +89,10 @@ def work(
             try:
                 done = refresh_scores(instance)
                 log.info("scores: %s of %s changed", done.changed, done.rows)
+                with instance.begin() as conn:
+                    overdue = rfa_service.notify_overdue(conn)
+                if overdue:
+                    log.info("requests for assistance: %s newly overdue", overdue)
             except QalqanError as exc:
                 log.error("score refresh: %s", exc.detail)
             except SQLAlchemyError as exc:  # e.g. a busy database: try again next time
