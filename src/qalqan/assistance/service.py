@@ -19,6 +19,7 @@ import orjson
 from sqlalchemy import Connection
 
 from qalqan import audit
+from qalqan.cases.base import parse_moment
 from qalqan.domain.observables import InvalidObservable, parse_value
 from qalqan.domain.principal import Principal
 from qalqan.errors import Conflict, Forbidden, InvalidInput, NotFound
@@ -53,7 +54,6 @@ __all__ = [
     "list_rfas",
     "load_rfa",
     "notify_overdue",
-    "parse_moment",
     "transition",
     "update_draft",
 ]
@@ -125,25 +125,6 @@ def iso(us: int | None) -> str | None:
     if us is None:
         return None
     return datetime.fromtimestamp(us / 1_000_000, UTC).isoformat().replace("+00:00", "Z")
-
-
-def parse_moment(field_name: str, text: str) -> int:
-    """An RFC 3339 time or a date (midnight UTC) as µs since the epoch; InvalidInput naming
-    ``field_name``."""
-    try:
-        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    except ValueError:
-        raise InvalidInput(
-            f"{field_name}: {text[:40]!r} is not an RFC 3339 time or date", field=field_name
-        ) from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    try:
-        return int(moment.timestamp() * 1_000_000)
-    except (OverflowError, ValueError):
-        raise InvalidInput(
-            f"{field_name}: {text[:40]!r} is out of range", field=field_name
-        ) from None
 
 
 def _text(field_name: str, value: str, limit: int, *, required: bool = False) -> str:
