@@ -7,7 +7,6 @@ numbers of requests the caller may not see get the same 404 as ones that do not 
 
 from __future__ import annotations
 
-import base64
 import re
 import uuid
 from collections.abc import Mapping, Sequence
@@ -23,6 +22,7 @@ from qalqan.cases.base import parse_moment
 from qalqan.domain.observables import InvalidObservable, parse_value
 from qalqan.domain.principal import Principal
 from qalqan.errors import Conflict, Forbidden, InvalidInput, NotFound
+from qalqan.intel.reading import decode_key_cursor, encode_key_cursor
 from qalqan.policy.rfas import (
     OPEN_STATUSES,
     STATUSES,
@@ -78,7 +78,6 @@ EDITABLE_FIELDS = frozenset(
 )
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 _MAX_NUMBER = 2**31 - 1
-_MIN_KEY, _MAX_KEY = -(2**63), 2**63 - 1
 KIND_RECEIVED, KIND_ANSWERED, KIND_DECLINED, KIND_WITHDRAWN, KIND_OVERDUE = (
     "rfa.received",
     "rfa.answered",
@@ -548,7 +547,7 @@ def list_rfas(
         conn, [o for r in rows for o in (r.requester_org_id, r.recipient_org_id)]
     )
     items = [describe(conn, principal, r, names=names, now=now) for r in rows]
-    token = _encode_cursor(_sort_value(rows[-1], key), rows[-1].id) if more else None
+    token = encode_key_cursor((_sort_value(rows[-1], key), rows[-1].id)) if more else None
     return RfaPage(items, token)
 
 
@@ -559,22 +558,8 @@ def _sort_value(row: RfaRow, key: str) -> int:
     return value
 
 
-def _encode_cursor(value: int, rfa_id: str) -> str:
-    return base64.urlsafe_b64encode(orjson.dumps([value, rfa_id])).decode().rstrip("=")
-
-
 def _decode_cursor(cursor: str) -> tuple[int, str]:
-    try:
-        parts = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-    except (ValueError, orjson.JSONDecodeError):
-        parts = None
-    if (
-        isinstance(parts, list)
-        and len(parts) == 2
-        and type(parts[0]) is int
-        and _MIN_KEY <= parts[0] <= _MAX_KEY
-        and isinstance(parts[1], str)
-        and _UUID.match(parts[1])
-    ):
-        return parts[0], parts[1]
-    raise InvalidInput("cursor is not one this API gave out", field="cursor")
+    value, rfa_id = decode_key_cursor(cursor, (int, str))
+    if not _UUID.match(rfa_id):
+        raise InvalidInput("cursor is not one this API gave out", field="cursor")
+    return value, rfa_id

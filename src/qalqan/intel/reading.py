@@ -6,7 +6,7 @@ import base64
 import binascii
 import itertools
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,7 +30,9 @@ __all__ = [
     "ObjectPage",
     "ObservablePage",
     "decode_cursor",
+    "decode_key_cursor",
     "encode_cursor",
+    "encode_key_cursor",
     "get_versions",
     "handling_of",
     "list_objects",
@@ -56,6 +58,37 @@ def decode_cursor(cursor: str) -> int:
     if not 0 <= position < 2**63:
         raise InvalidInput(f"{cursor[:100]!r} is not a valid page cursor", field="cursor")
     return position
+
+
+_KEY_RANGE = range(-(2**63), 2**63)
+
+
+def encode_key_cursor(parts: Sequence[int | str]) -> str:
+    """An opaque page cursor for a composite keyset position (a sort value and a tiebreak)."""
+    return base64.urlsafe_b64encode(orjson.dumps(list(parts))).decode().rstrip("=")
+
+
+def _part_fits(part: Any, kind: type) -> bool:
+    if kind is int:
+        return type(part) is int and part in _KEY_RANGE
+    return isinstance(part, str) and len(part) <= 4000 and "\x00" not in part
+
+
+def decode_key_cursor(cursor: str, shape: tuple[type, ...]) -> list[Any]:
+    """The parts of a cursor made by :func:`encode_key_cursor`, checked against ``shape``
+    (``int`` parts within 64 bits, ``str`` parts short and without NUL); InvalidInput if it is
+    not one of ours."""
+    try:
+        parts = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    except (binascii.Error, ValueError, orjson.JSONDecodeError):
+        parts = None
+    if (
+        not isinstance(parts, list)
+        or len(parts) != len(shape)
+        or not all(_part_fits(p, t) for p, t in zip(parts, shape, strict=True))
+    ):
+        raise InvalidInput("cursor is not one this API gave out", field="cursor")
+    return parts
 
 
 def handling_of(version: StoredVersion) -> dict[str, Any]:

@@ -24,7 +24,6 @@ reads the threshold and the models from :class:`~qalqan.settings.Settings` once 
 
 from __future__ import annotations
 
-import base64
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -32,7 +31,6 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Final
 
 import numpy as np
-import orjson
 from sqlalchemy import Connection
 
 from qalqan.domain import decay
@@ -40,6 +38,7 @@ from qalqan.domain.decay import NEVER, DecayConfig, DecayModel
 from qalqan.domain.principal import Principal
 from qalqan.domain.stix import ID_RE, detection_columns
 from qalqan.errors import InvalidInput, NotFound
+from qalqan.intel.reading import decode_key_cursor, encode_key_cursor
 from qalqan.settings import Settings
 from qalqan.store import scores as store
 from qalqan.store.clock import lock_writes, now_us
@@ -64,7 +63,6 @@ __all__ = [
 ]
 
 REFRESH_CHUNK: Final = 100_000
-_MIN_KEY, _MAX_KEY = -(2**63), 2**63 - 1
 
 Progress = Callable[[int, int], None]
 
@@ -299,26 +297,6 @@ class ScorePage:
     next_cursor: str | None
 
 
-def _encode(key: tuple[int, str]) -> str:
-    return base64.urlsafe_b64encode(orjson.dumps(list(key))).decode().rstrip("=")
-
-
-def _decode(cursor: str) -> tuple[int, str]:
-    try:
-        parts = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-    except (ValueError, orjson.JSONDecodeError):
-        parts = None
-    if (
-        isinstance(parts, list)
-        and len(parts) == 2
-        and type(parts[0]) is int
-        and _MIN_KEY <= parts[0] <= _MAX_KEY
-        and isinstance(parts[1], str)
-    ):
-        return parts[0], parts[1]
-    raise InvalidInput("cursor is not one this API gave out", field="cursor")
-
-
 def list_scores(
     conn: Connection,
     principal: Principal,
@@ -339,9 +317,12 @@ def list_scores(
             f"unknown kind {unknown[0]!r}; use one of {', '.join((*decay.KINDS, decay.OTHER))}",
             field="kind",
         )
-    after = _decode(cursor) if cursor else None
+    after: tuple[int, str] | None = None
+    if cursor:
+        score, stix_id = decode_key_cursor(cursor, (int, str))
+        after = (score, stix_id)
     rows = store.list_visible_scores(conn, principal, f, now=now, after=after, limit=limit + 1)
     more = len(rows) > limit
     rows = rows[:limit]
-    next_cursor = _encode((rows[-1].score, rows[-1].stix_id)) if more else None
+    next_cursor = encode_key_cursor((rows[-1].score, rows[-1].stix_id)) if more else None
     return ScorePage([_view(r, now, config) for r in rows], next_cursor)

@@ -6,10 +6,8 @@ A case that does not exist and one the caller's org takes no part in get the sam
 
 from __future__ import annotations
 
-import base64
-from typing import Annotated, Any
+from typing import Annotated
 
-import orjson
 from fastapi import APIRouter, Path, Query
 from fastapi.responses import Response
 
@@ -48,6 +46,7 @@ from qalqan.cases.tasks import TaskChanges, TaskSpec
 from qalqan.cases.templates import TEMPLATES
 from qalqan.domain.principal import Principal
 from qalqan.errors import InvalidInput
+from qalqan.intel.reading import decode_key_cursor, encode_key_cursor
 from qalqan.store import cases as store
 from qalqan.store.clock import now_us
 
@@ -60,33 +59,8 @@ _TASK = Path(max_length=100, description="task id")
 _ORG = Path(max_length=300, description="org id or name")
 _FOUND = problem_responses(404)
 _WRITE = problem_responses(403, 404)
-_MIN_KEY, _MAX_KEY = -(2**63), 2**63 - 1
 Cursor = Annotated[str | None, Query(max_length=300)]
 Limit = Annotated[int, Query(ge=1, le=1000)]
-
-
-def _encode(parts: list[Any]) -> str:
-    return base64.urlsafe_b64encode(orjson.dumps(parts)).decode().rstrip("=")
-
-
-def _part_ok(part: Any, kind: type) -> bool:
-    if kind is int:
-        return type(part) is int and _MIN_KEY <= part <= _MAX_KEY
-    return isinstance(part, str) and len(part) <= 4000 and "\x00" not in part
-
-
-def _decode(cursor: str, shape: tuple[type, ...]) -> list[Any]:
-    try:
-        parts = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-    except (ValueError, orjson.JSONDecodeError):
-        parts = None
-    if (
-        not isinstance(parts, list)
-        or len(parts) != len(shape)
-        or not all(_part_ok(p, t) for p, t in zip(parts, shape, strict=True))
-    ):
-        raise InvalidInput("cursor is not one this API gave out", field="cursor")
-    return parts
 
 
 def _user_ref(principal: Principal, conn: DbConn, ref: str | None) -> str | None:
@@ -151,7 +125,7 @@ def list_cases(
     limit: Limit = 50,
 ) -> CaseListPage:
     """Most recently updated first; pass ``next`` back as ``cursor`` for the following page."""
-    before = _decode(cursor, (int, str)) if cursor else None
+    before = decode_key_cursor(cursor, (int, str)) if cursor else None
     f = store.CaseFilter(
         statuses=status or None,
         org_id=service.resolve_org(conn, org).id if org is not None else None,
@@ -165,7 +139,7 @@ def list_cases(
     )
     more = len(items) > limit
     items = items[:limit]
-    token = _encode([items[-1].row.updated_at, items[-1].row.id]) if more else None
+    token = encode_key_cursor([items[-1].row.updated_at, items[-1].row.id]) if more else None
     return CaseListPage(items=[CasePublic.of(s) for s in items], next=token)
 
 
@@ -330,7 +304,7 @@ def list_tasks(
     limit: Limit = 100,
 ) -> CaseTaskPage:
     """Most recently updated first; pass ``next`` back as ``cursor``."""
-    before = _decode(cursor, (int, str)) if cursor else None
+    before = decode_key_cursor(cursor, (int, str)) if cursor else None
     now = now_us()
     f = store.TaskFilter(
         statuses=status or None,
@@ -343,7 +317,7 @@ def list_tasks(
     )
     more = len(rows) > limit
     rows = rows[:limit]
-    token = _encode([rows[-1].updated_at, rows[-1].id]) if more else None
+    token = encode_key_cursor([rows[-1].updated_at, rows[-1].id]) if more else None
     return CaseTaskPage(items=[CaseTaskPublic.of(t, now) for t in rows], next=token)
 
 
@@ -414,13 +388,13 @@ def get_timeline(
     cursor: Cursor = None,
     limit: Limit = 100,
 ) -> CaseTimelinePage:
-    before = _decode(cursor, (int,))[0] if cursor else None
+    before = decode_key_cursor(cursor, (int,))[0] if cursor else None
     rows = activity.timeline(conn, principal, case_ref, limit=limit + 1, before=before)
     more = len(rows) > limit
     rows = rows[:limit]
     return CaseTimelinePage(
         items=[CaseTimelinePublic.of(r) for r in rows],
-        next=_encode([rows[-1]["id"]]) if more else None,
+        next=encode_key_cursor([rows[-1]["id"]]) if more else None,
     )
 
 
@@ -453,13 +427,13 @@ def get_comments(
     cursor: Cursor = None,
     limit: Limit = 100,
 ) -> CaseCommentPage:
-    after = _decode(cursor, (int,))[0] if cursor else None
+    after = decode_key_cursor(cursor, (int,))[0] if cursor else None
     rows = activity.comments(conn, principal, case_ref, limit=limit + 1, after=after)
     more = len(rows) > limit
     rows = rows[:limit]
     return CaseCommentPage(
         items=[CaseCommentPublic.of(r) for r in rows],
-        next=_encode([rows[-1]["id"]]) if more else None,
+        next=encode_key_cursor([rows[-1]["id"]]) if more else None,
     )
 
 
@@ -492,7 +466,7 @@ def get_observables(
     limit: Annotated[int, Query(ge=1, le=50)] = 50,
 ) -> CaseObservablePage:
     """In the order they were added."""
-    after = _decode(cursor, (int, str, str)) if cursor else None
+    after = decode_key_cursor(cursor, (int, str, str)) if cursor else None
     rows = activity.observables(
         conn,
         principal,
@@ -503,7 +477,11 @@ def get_observables(
     )
     more = len(rows) > limit
     rows = rows[:limit]
-    token = _encode([rows[-1]["added_at"], rows[-1]["kind"], rows[-1]["value"]]) if more else None
+    token = (
+        encode_key_cursor([rows[-1]["added_at"], rows[-1]["kind"], rows[-1]["value"]])
+        if more
+        else None
+    )
     return CaseObservablePage(items=[CaseObservablePublic.of(r) for r in rows], next=token)
 
 
