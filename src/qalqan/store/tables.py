@@ -20,6 +20,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 
 __all__ = [
@@ -49,12 +50,15 @@ __all__ = [
     "indicator_scores",
     "metadata",
     "nodes",
+    "notification_deliveries",
+    "notification_preferences",
     "notifications",
     "object_labels",
     "object_links",
     "object_versions",
     "observables",
     "orgs",
+    "rfa_attachments",
     "rfa_events",
     "rfa_observables",
     "rfas",
@@ -65,6 +69,7 @@ __all__ = [
     "taxii_statuses",
     "users",
     "warninglists",
+    "webhooks",
 ]
 
 metadata = MetaData(
@@ -485,7 +490,97 @@ notifications = Table(
     Column("detail", Text, nullable=False, default="{}", comment="JSON"),
     Column("created_at", BigInteger, nullable=False),
     Column("read_at", BigInteger, nullable=True),
+    Column(
+        "user_id",
+        String(UUID_LEN),
+        ForeignKey("users.id", ondelete="CASCADE"),
+        nullable=True,
+        comment="the one user it is for (an assignment); null: the whole org",
+    ),
+    Column(
+        "dispatched_at",
+        BigInteger,
+        nullable=True,
+        comment="when its webhook and e-mail deliveries were made; null: not yet",
+    ),
     Index("ix_notifications_org", "org_id", "id"),
+    Index(
+        "ix_notifications_undispatched",
+        "id",
+        sqlite_where=text("dispatched_at IS NULL"),
+        postgresql_where=text("dispatched_at IS NULL"),
+    ),
+)
+
+# Where notifications go besides the in-app list: an org's webhooks (the shared secret is never
+# stored: it is derived from the node's key and the webhook's salt) and the e-mail each user
+# chose, and one row per attempt target in the delivery log.
+
+webhooks = Table(
+    "webhooks",
+    metadata,
+    Column("id", String(UUID_LEN), primary_key=True),
+    Column("org_id", String(UUID_LEN), ForeignKey("orgs.id"), nullable=False),
+    Column("url", Text, nullable=False),
+    Column("description", String(300), nullable=False, default=""),
+    Column("kinds", Text, nullable=False, comment='JSON list of notification kinds; ["*"]: all'),
+    Column("active", Boolean, nullable=False, default=True),
+    Column("salt", String(64), nullable=False, comment="with the node key, gives the secret"),
+    Column("created_by", String(UUID_LEN), nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    Index("ix_webhooks_org", "org_id"),
+)
+
+notification_preferences = Table(
+    "notification_preferences",
+    metadata,
+    Column(
+        "user_id",
+        String(UUID_LEN),
+        ForeignKey("users.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("kind", String(50), primary_key=True),
+    Column("email", Boolean, nullable=False, comment="send this kind by e-mail"),
+)
+
+notification_deliveries = Table(
+    "notification_deliveries",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column(
+        "notification_id",
+        Integer,
+        ForeignKey("notifications.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("org_id", String(UUID_LEN), ForeignKey("orgs.id"), nullable=False),
+    Column("channel", String(10), nullable=False, comment="webhook or email"),
+    Column(
+        "webhook_id",
+        String(UUID_LEN),
+        ForeignKey("webhooks.id", ondelete="CASCADE"),
+        nullable=True,
+    ),
+    Column(
+        "user_id",
+        String(UUID_LEN),
+        ForeignKey("users.id", ondelete="CASCADE"),
+        nullable=True,
+    ),
+    Column("status", String(10), nullable=False, comment="pending, delivered or failed"),
+    Column("attempts", SmallInteger, nullable=False, default=0),
+    Column("next_attempt_at", BigInteger, nullable=True),
+    Column("last_attempt_at", BigInteger, nullable=True),
+    Column("last_code", Integer, nullable=True, comment="HTTP status or SMTP reply code"),
+    Column("last_error", Text, nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+    Column("delivered_at", BigInteger, nullable=True),
+    Column("lease_until", BigInteger, nullable=True, comment="a sender is working on it"),
+    Index("ix_notification_deliveries_due", "status", "next_attempt_at"),
+    Index("ix_notification_deliveries_webhook", "webhook_id", "id"),
+    Index("ix_notification_deliveries_org", "org_id", "id"),
 )
 
 # The full-text index is not a SQLAlchemy table: an FTS5 virtual table on SQLite, a table with a
@@ -746,4 +841,15 @@ audit_head = Table(
     Column("id", SmallInteger, primary_key=True, autoincrement=False, comment="always 1"),
     Column("last_id", BigInteger, nullable=False, comment="id of the last entry (0: none)"),
     Column("last_hash", String(64), nullable=False),
+)
+
+# Files attached to the answer of a request for assistance: evidence items of the request's case.
+rfa_attachments = Table(
+    "rfa_attachments",
+    metadata,
+    Column("rfa_id", String(UUID_LEN), ForeignKey("rfas.id", ondelete="CASCADE"), primary_key=True),
+    Column("evidence_id", String(UUID_LEN), ForeignKey("evidence.id"), primary_key=True),
+    Column("attached_by", String(UUID_LEN), nullable=True),
+    Column("attached_org_id", String(UUID_LEN), ForeignKey("orgs.id"), nullable=False),
+    Column("attached_at", BigInteger, nullable=False),
 )
