@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["Settings"]
@@ -93,6 +93,41 @@ class Settings(BaseSettings):
         "score = base * (1 - (t/tau)^(1/delta)), 0 after tau days; delta below 1 holds the "
         "score up and lets it fall late, above 1 lets it fall early. Kinds without a model "
         "use other's. See docs/scoring.md.",
+    )
+    # --- notification delivery (qalqan.notify) ---
+    smtp_host: str | None = Field(
+        default=None, description="SMTP server for e-mail notifications; none: no e-mail is sent."
+    )
+    smtp_port: int = Field(default=25, ge=1, le=65535)
+    smtp_security: str = Field(
+        default="starttls",
+        pattern="^(none|starttls|tls)$",
+        description="none, starttls (upgrade a plain connection) or tls (TLS from the start).",
+    )
+    smtp_user: str | None = Field(default=None, description="Login for the SMTP server, if any.")
+    smtp_password: SecretStr | None = Field(default=None, description="Never logged.")
+    smtp_from: str = Field(
+        default="qalqan@localhost", description="The From address of notification e-mail."
+    )
+    notify_timeout: float = Field(
+        default=10.0, gt=0, le=120, description="Seconds one webhook call or SMTP session may take."
+    )
+    notify_max_attempts: int = Field(
+        default=8, ge=1, le=50, description="Attempts per delivery before it is given up."
+    )
+    notify_retry_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="Wait before the first retry; each further retry waits four times longer, "
+        "at most six hours.",
+    )
+    webhook_allow_private: bool = Field(
+        default=False,
+        description="Allow webhooks to loopback, private and link-local addresses (off: such "
+        "deliveries fail, so org admins cannot reach the node's internal network).",
+    )
+    task_due_notice_hours: float = Field(
+        default=24.0, ge=0, description="How long before a task's due date its assignee is told."
     )
     env: str = Field(default="dev", description="dev, test or production")
     log_level: str = "info"

@@ -31,6 +31,7 @@ from qalqan.store.clock import now_us
 
 __all__ = [
     "ChainReport",
+    "node_key",
     "record",
     "signed_extract",
     "verify",
@@ -129,7 +130,8 @@ def _broken(entry: AuditEntry, previous: str, expected_id: int | None) -> str | 
     return None
 
 
-def _node_key(data_dir: Path) -> Ed25519PrivateKey:
+def node_key(data_dir: Path) -> Ed25519PrivateKey:
+    """The node's Ed25519 private key, from the data dir (ConfigurationError if unusable)."""
     path = data_dir / "node_ed25519.pem"
     try:
         key = serialization.load_pem_private_key(path.read_bytes(), password=None)
@@ -162,7 +164,7 @@ def signed_extract(conn: Connection, data_dir: Path, since: int | None = None) -
     the node's Ed25519 signature of the SHA-256 of every line before it, with the node's
     public key. Each entry keeps its chain hashes, so the extract can be checked link by link
     and as a whole (:func:`verify_extract`)."""
-    key = _node_key(data_dir)
+    key = node_key(data_dir)
     digest = hashlib.sha256()
     count = 0
     for entry in store.iter_entries(conn, since=since):

@@ -17,6 +17,7 @@ from qalqan.cli.detect import sweep_command, watch_command
 from qalqan.cli.feeds import feed_app, warninglist_app, worker_command
 from qalqan.cli.intel import export_command, import_command
 from qalqan.cli.node import demo_command, init_command, serve_command
+from qalqan.cli.notify import notify_app, webhook_app
 from qalqan.cli.rfas import rfa_app
 from qalqan.cli.scores import score_app
 from qalqan.cli.search import search_app
@@ -59,6 +60,8 @@ app.add_typer(attack_app, name="attack")
 app.add_typer(stats_app, name="stats")
 app.add_typer(case_app, name="case")
 app.add_typer(rfa_app, name="rfa")
+app.add_typer(webhook_app, name="webhook")
+app.add_typer(notify_app, name="notify")
 
 
 def _version(value: bool) -> None:

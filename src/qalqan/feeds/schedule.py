@@ -1,8 +1,10 @@
 """Scheduled feed runs: in a thread of ``qalqan serve`` (embedded mode) or in ``qalqan worker``
 processes (production). Several workers may poll at once: a feed's lease, taken in one UPDATE,
 makes sure only one of them runs it. Now and then the same loop refreshes the stored confidence
-scores of indicators (``intel.scoring.refresh``) and tells requesters about requests for
-assistance past their deadline (``assistance.service.notify_overdue``)."""
+scores of indicators (``intel.scoring.refresh``), tells requesters about requests for
+assistance past their deadline (``assistance.service.notify_overdue``) and assignees about tasks
+coming due (``notify.events.tasks_coming_due``); every round it delivers new notifications to
+webhooks and e-mail (``notify.dispatch.deliver``)."""
 
 from __future__ import annotations
 
@@ -20,6 +22,8 @@ from qalqan.feeds.pipeline import RunReport
 from qalqan.instance import Instance
 from qalqan.intel import scoring
 from qalqan.intel.custom_warninglists import index_for
+from qalqan.notify import dispatch
+from qalqan.notify import events as case_events
 from qalqan.store import feeds as store
 from qalqan.store.clock import now_us
 
@@ -91,12 +95,25 @@ def work(
                 log.info("scores: %s of %s changed", done.changed, done.rows)
                 with instance.begin() as conn:
                     overdue = rfa_service.notify_overdue(conn)
+                    due = case_events.tasks_coming_due(
+                        conn, hours=instance.settings.task_due_notice_hours
+                    )
                 if overdue:
                     log.info("requests for assistance: %s newly overdue", overdue)
+                if due:
+                    log.info("tasks: %s coming due", due)
             except QalqanError as exc:
                 log.error("score refresh: %s", exc.detail)
             except SQLAlchemyError as exc:  # e.g. a busy database: try again next time
                 log.error("score refresh: %s", exc)
+        try:
+            sent = dispatch.deliver(instance)
+            if sent.fanned_out or sent.delivered or sent.retrying or sent.failed:
+                log.info("notifications: %s", sent.to_dict())
+        except QalqanError as exc:
+            log.error("notification delivery: %s", exc.detail)
+        except SQLAlchemyError as exc:  # e.g. a busy database: try again next time
+            log.error("notification delivery: %s", exc)
         if once:
             return
         stop.wait(interval)

@@ -1,9 +1,11 @@
 """Notifications: events an org is told about, read newest first and marked read.
 
-The first kind is ``sighting``: another org's sighting of an object the org owns, once the org
-may read it (see :mod:`qalqan.intel.sightings`). Its ``subject`` is the sighted object's id and
-its ``detail`` says who saw it, how often, when, and what kind of report it is. Every org reads
-only its own notifications; webhooks and e-mail can later subscribe to the same rows.
+Kinds are listed in :mod:`qalqan.notify.kinds`; e.g. ``sighting``: another org's sighting of an
+object the org owns, once the org may read it (see :mod:`qalqan.intel.sightings`), whose
+``subject`` is the sighted object's id and whose ``detail`` says who saw it, how often, when,
+and what kind of report it is. A notification is for a whole org, or for one user of it (an
+assignment); a user reads the org's and their own. Webhooks and e-mail carry the same rows
+(:mod:`qalqan.notify.dispatch`).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ def describe(row: NotificationRow) -> dict[str, Any]:
         "detail": orjson.loads(row.detail),
         "created": format_timestamp(row.created_at),
         "read": format_timestamp(row.read_at) if row.read_at is not None else None,
+        "user": row.user_id,
     }
 
 
@@ -58,8 +61,9 @@ def list_notifications(
     """One page of the principal's org's notifications, newest first."""
     before = _position(cursor)
     rows = store.list_notifications(
-        conn, principal.org_id, unread=unread, before=before, limit=limit + 1
-    )
+        conn, principal.org_id, user_id=principal.user_id, unread=unread, before=before,
+        limit=limit + 1,
+    )  # fmt: skip
     more = len(rows) > limit
     rows = rows[:limit]
     return NotificationPage(rows, encode_cursor(rows[-1].id) if more else None)
@@ -72,7 +76,9 @@ def mark_read(
     Ids of other orgs' notifications change nothing. How many were marked."""
     if not ids and up_to is None:
         raise InvalidInput("name the notifications to mark: ids or up_to", field="ids")
-    return store.mark_read(conn, principal.org_id, now_us(), ids=ids, up_to=up_to)
+    return store.mark_read(
+        conn, principal.org_id, now_us(), user_id=principal.user_id, ids=ids, up_to=up_to
+    )
 
 
 def _position(cursor: str | None) -> int | None:
