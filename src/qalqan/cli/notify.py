@@ -3,10 +3,13 @@ choices, and one delivery round by hand (the worker does it every round by itsel
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import typer
 from rich.table import Table
+from sqlalchemy import Connection
 
 from qalqan.accounts import principal_for
 from qalqan.cli.common import JsonOption, console, open_instance, org_principal, print_json
@@ -14,6 +17,7 @@ from qalqan.domain.principal import Principal
 from qalqan.notify import dispatch, preferences, webhooks
 from qalqan.notify.kinds import ALL
 from qalqan.notify.webhooks import WebhookChanges
+from qalqan.settings import Settings
 from qalqan.store import accounts as accounts_store
 
 __all__ = ["notify_app", "webhook_app"]
@@ -28,6 +32,17 @@ notify_app = typer.Typer(
 )
 
 OrgOption = typer.Option(None, "--org", "-o", help="Act as this org (default: the first).")
+
+
+@contextmanager
+def _acting(org: str | None) -> Iterator[tuple[Connection, Principal, Settings]]:
+    """One transaction on the instance, acting as the org (default: the first)."""
+    instance = open_instance()
+    try:
+        with instance.begin() as conn:
+            yield conn, org_principal(conn, org), instance.settings
+    finally:
+        instance.close()
 
 
 def _print_webhooks(items: list[dict[str, Any]]) -> None:
@@ -57,15 +72,10 @@ def webhook_add(
     json_out: bool = JsonOption,
 ) -> None:
     """Add a webhook; its signing secret is printed once."""
-    instance = open_instance()
-    try:
-        with instance.begin() as conn:
-            principal = org_principal(conn, org)
-            made = webhooks.create_webhook(
-                conn, principal, instance.settings, url=url, kinds=kind, description=description
-            )
-    finally:
-        instance.close()
+    with _acting(org) as (conn, principal, settings):
+        made = webhooks.create_webhook(
+            conn, principal, settings, url=url, kinds=kind, description=description
+        )
     item = {**webhooks.describe(made.webhook), "secret": made.secret}
     if json_out:
         print_json(item)
@@ -76,13 +86,8 @@ def webhook_add(
 @webhook_app.command("list")
 def webhook_list(org: str | None = OrgOption, json_out: bool = JsonOption) -> None:
     """The org's webhooks."""
-    instance = open_instance()
-    try:
-        with instance.begin() as conn:
-            items = [webhooks.describe(w)
-                     for w in webhooks.list_webhooks(conn, org_principal(conn, org))]  # fmt: skip
-    finally:
-        instance.close()
+    with _acting(org) as (conn, principal, _settings):
+        items = [webhooks.describe(w) for w in webhooks.list_webhooks(conn, principal)]
     print_json(items) if json_out else _print_webhooks(items)
 
 
@@ -98,13 +103,8 @@ def webhook_update(
 ) -> None:
     """Change a webhook's address, kinds, description or whether it is active."""
     changes = WebhookChanges(url=url, kinds=kind or None, description=description, active=active)
-    instance = open_instance()
-    try:
-        with instance.begin() as conn:
-            row = webhooks.update_webhook(conn, org_principal(conn, org), instance.settings,
-                                          webhook_id, changes)  # fmt: skip
-    finally:
-        instance.close()
+    with _acting(org) as (conn, principal, settings):
+        row = webhooks.update_webhook(conn, principal, settings, webhook_id, changes)
     item = webhooks.describe(row)
     print_json(item) if json_out else _print_webhooks([item])
 
@@ -115,12 +115,8 @@ def webhook_remove(
     org: str | None = OrgOption,
 ) -> None:
     """Remove a webhook and its delivery log."""
-    instance = open_instance()
-    try:
-        with instance.begin() as conn:
-            webhooks.delete_webhook(conn, org_principal(conn, org), webhook_id)
-    finally:
-        instance.close()
+    with _acting(org) as (conn, principal, _settings):
+        webhooks.delete_webhook(conn, principal, webhook_id)
     console.print(f"removed webhook {webhook_id}")
 
 
@@ -131,13 +127,8 @@ def webhook_rotate(
     json_out: bool = JsonOption,
 ) -> None:
     """Give a webhook a new secret (printed once); the old one stops verifying at once."""
-    instance = open_instance()
-    try:
-        with instance.begin() as conn:
-            made = webhooks.rotate_secret(conn, org_principal(conn, org), instance.settings,
-                                          webhook_id)  # fmt: skip
-    finally:
-        instance.close()
+    with _acting(org) as (conn, principal, settings):
+        made = webhooks.rotate_secret(conn, principal, settings, webhook_id)
     item = {**webhooks.describe(made.webhook), "secret": made.secret}
     print_json(item) if json_out else _show_secret(item, made.secret)
 
@@ -150,13 +141,8 @@ def webhook_test(
 ) -> None:
     """Send a signed ping now and show how the receiver answered (exit 1 if it did not take
     it)."""
-    instance = open_instance()
-    try:
-        with instance.begin() as conn:
-            outcome = webhooks.test_webhook(conn, org_principal(conn, org), instance.settings,
-                                            webhook_id)  # fmt: skip
-    finally:
-        instance.close()
+    with _acting(org) as (conn, principal, settings):
+        outcome = webhooks.test_webhook(conn, principal, settings, webhook_id)
     result = {"delivered": outcome.delivered, "code": outcome.code, "error": outcome.error}
     if json_out:
         print_json(result)
@@ -179,14 +165,10 @@ def notify_log(
     json_out: bool = JsonOption,
 ) -> None:
     """The org's delivery log, newest first."""
-    instance = open_instance()
-    try:
-        with instance.begin() as conn:
-            rows, more = webhooks.delivery_log(conn, org_principal(conn, org), webhook_id=webhook,
-                                               channel=channel, status=status, cursor=cursor,
-                                               limit=limit)  # fmt: skip
-    finally:
-        instance.close()
+    with _acting(org) as (conn, principal, _settings):
+        rows, more = webhooks.delivery_log(conn, principal, webhook_id=webhook,
+                                           channel=channel, status=status, cursor=cursor,
+                                           limit=limit)  # fmt: skip
     items = [webhooks.describe_delivery(r, k) for r, k in rows]
     if json_out:
         print_json({"items": items, "next": more})
