@@ -188,6 +188,9 @@ def _claiming(conn: Connection) -> None:
 def undispatched(conn: Connection, limit: int) -> list[PendingNotification]:
     """The oldest notifications not yet fanned out, held against other dispatchers until the
     transaction ends."""
+    waiting = select(nt.c.id).where(nt.c.dispatched_at.is_(None)).limit(1)
+    if conn.execute(waiting).first() is None:  # the usual case: no write turn taken
+        return []
     _claiming(conn)
     stmt = (
         select(nt.c.id, nt.c.org_id, nt.c.user_id, nt.c.kind)
@@ -223,6 +226,9 @@ def insert_deliveries(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
 def claim_due(conn: Connection, now: int, lease_until: int, limit: int) -> list[DeliveryRow]:
     """Lease up to ``limit`` pending deliveries due by ``now`` (oldest first) until
     ``lease_until``; rows leased by another sender are skipped until their lease ends."""
+    waiting = select(dt.c.id).where(dt.c.status == "pending", dt.c.next_attempt_at <= now)
+    if conn.execute(waiting.limit(1)).first() is None:
+        return []
     _claiming(conn)
     stmt = (
         select(*dt.c)

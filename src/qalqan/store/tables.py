@@ -852,4 +852,5 @@ rfa_attachments = Table(
     Column("attached_by", String(UUID_LEN), nullable=True),
     Column("attached_org_id", String(UUID_LEN), ForeignKey("orgs.id"), nullable=False),
     Column("attached_at", BigInteger, nullable=False),
+    Index("ix_rfa_attachments_evidence", "evidence_id"),
 )

@@ -134,6 +134,9 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("rfa_id", "evidence_id", name=op.f("pk_rfa_attachments")),
     )
+    with op.batch_alter_table("rfa_attachments", schema=None) as batch_op:
+        batch_op.create_index("ix_rfa_attachments_evidence", ["evidence_id"], unique=False)
+
     with op.batch_alter_table("notifications", schema=None) as batch_op:
         batch_op.add_column(
             sa.Column(
@@ -181,6 +184,9 @@ def downgrade() -> None:
         )
         batch_op.drop_column("dispatched_at")
         batch_op.drop_column("user_id")
+
+    with op.batch_alter_table("rfa_attachments", schema=None) as batch_op:
+        batch_op.drop_index("ix_rfa_attachments_evidence")
 
     op.drop_table("rfa_attachments")
     with op.batch_alter_table("notification_deliveries", schema=None) as batch_op:
