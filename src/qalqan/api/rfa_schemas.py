@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from qalqan.assistance.service import MAX_OBSERVABLES, TEXT_MAX, TITLE_MAX
+from qalqan.assistance.service import MAX_ATTACHMENTS, MAX_OBSERVABLES, TEXT_MAX, TITLE_MAX
 
 __all__ = [
+    "RfaAttach",
+    "RfaAttachmentPublic",
     "RfaCreate",
     "RfaDetail",
     "RfaEventPublic",
@@ -24,6 +26,7 @@ __all__ = [
 
 _KINDS = "information-request, data-preservation, takedown, blocking, attribution-support, other"
 _DUE = "answer requested by: an RFC 3339 time or a date, in the future"
+_EVIDENCE_IDS = "ids of evidence items of the request's case (duplicates are ignored)"
 
 
 class _Body(BaseModel):
@@ -65,6 +68,15 @@ class RfaTransition(_Body):
     to: str = Field(max_length=20, description="the next status")
     note: str = Field(default="", max_length=TEXT_MAX, description="why; required to decline")
     answer: str | None = Field(default=None, max_length=TEXT_MAX, description="to answer")
+    attachments: list[str] = Field(
+        default_factory=list,
+        max_length=MAX_ATTACHMENTS,
+        description=f"with the answer: {_EVIDENCE_IDS}",
+    )
+
+
+class RfaAttach(_Body):
+    evidence: list[str] = Field(min_length=1, max_length=MAX_ATTACHMENTS, description=_EVIDENCE_IDS)
 
 
 class RfaOrgPublic(BaseModel):
@@ -84,6 +96,16 @@ class RfaEventPublic(BaseModel):
     actor_org: str | None
     actor_user: str | None
     note: str
+
+
+class RfaAttachmentPublic(BaseModel):
+    evidence: str = Field(description="the evidence item's id")
+    name: str
+    sha256: str
+    size: int
+    attached_at: str
+    attached_org: RfaOrgPublic
+    links: dict[str, str] = Field(description="the item, and its content to download")
 
 
 class RfaPublic(BaseModel):
@@ -114,7 +136,12 @@ class RfaPublic(BaseModel):
 
 class RfaDetail(RfaPublic):
     observables: list[RfaObservablePublic]
-    events: list[RfaEventPublic] = Field(description="every status change, oldest first")
+    events: list[RfaEventPublic] = Field(
+        description="every status change and attachment, oldest first"
+    )
+    attachments: list[RfaAttachmentPublic] = Field(
+        description="evidence of the request's case attached to the answer"
+    )
 
 
 class RfaPage(BaseModel):

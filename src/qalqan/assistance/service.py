@@ -1,5 +1,6 @@
 """The use cases of requests for assistance: draft, edit, send and move a request through its
-workflow, read one or a page of them, and tell orgs what happened.
+workflow, attach evidence of the request's case to the answer, read one or a page of them, and
+tell orgs what happened.
 
 Text fields are stored exactly as given (HTML in them is text, for clients to escape). Ids and
 numbers of requests the caller may not see get the same 404 as ones that do not exist.
@@ -22,11 +23,14 @@ from qalqan.cases.base import parse_moment
 from qalqan.domain.observables import InvalidObservable, parse_value
 from qalqan.domain.principal import Principal
 from qalqan.errors import Conflict, Forbidden, InvalidInput, NotFound
+from qalqan.evidence import service as evidence_service
 from qalqan.intel.reading import decode_key_cursor, encode_key_cursor
 from qalqan.policy.rfas import (
+    ATTACHING_STATUSES,
     OPEN_STATUSES,
     STATUSES,
     allowed_next,
+    may_attach_to_rfa,
     may_create_rfa,
     may_edit_rfa,
     may_move_rfa,
@@ -36,11 +40,13 @@ from qalqan.store import accounts as accounts_store
 from qalqan.store import notifications as notifications_store
 from qalqan.store import rfas as store
 from qalqan.store.clock import now_us
-from qalqan.store.rfas import EventRow, ListQuery, RfaRow
+from qalqan.store.evidence import EvidenceRecord
+from qalqan.store.rfas import AttachmentRow, EventRow, ListQuery, RfaRow
 
 __all__ = [
     "EDITABLE_FIELDS",
     "KINDS",
+    "MAX_ATTACHMENTS",
     "MAX_OBSERVABLES",
     "PRIORITIES",
     "SORTS",
@@ -48,6 +54,7 @@ __all__ = [
     "TITLE_MAX",
     "RfaPage",
     "RfaSpec",
+    "attach_evidence",
     "create_rfa",
     "describe",
     "iso",
@@ -72,6 +79,7 @@ SORTS: tuple[str, ...] = tuple(f"{sign}{key}" for key in store.SORT_KEYS for sig
 TITLE_MAX = 300
 TEXT_MAX = 20_000
 MAX_OBSERVABLES = 200
+MAX_ATTACHMENTS = 100
 _OBSERVABLE_MAX = 2048
 EDITABLE_FIELDS = frozenset(
     {"to", "kind", "title", "body", "legal_basis", "due", "priority", "case", "observables"}
@@ -207,6 +215,56 @@ def _observables(values: Sequence[str]) -> list[tuple[str, str]]:
     return list(dict.fromkeys(parsed))
 
 
+def _attachment_refs(values: Sequence[str]) -> list[str]:
+    if isinstance(values, str) or not isinstance(values, Sequence):
+        raise InvalidInput("attachments: must be a list of evidence ids", field="attachments")
+    if len(values) > MAX_ATTACHMENTS:
+        raise InvalidInput(
+            f"attachments: at most {MAX_ATTACHMENTS} per request ({len(values)})",
+            field="attachments",
+        )
+    refs: list[str] = []
+    for index, raw in enumerate(values):
+        text = raw.strip().lower() if isinstance(raw, str) else ""
+        if not _UUID.match(text):
+            shown = raw[:80] if isinstance(raw, str) else raw
+            raise InvalidInput(
+                f"attachments[{index}]: {shown!r} is not an evidence id",
+                field="attachments",
+                index=index,
+            )
+        refs.append(text)
+    return list(dict.fromkeys(refs))
+
+
+def _attachment_items(
+    conn: Connection, principal: Principal, row: RfaRow, values: Sequence[str]
+) -> list[EvidenceRecord]:
+    """The evidence items ``values`` names, each one of the request's case and readable by the
+    principal; InvalidInput naming the first that is not, in the same words whether it does not
+    exist, belongs to another case or may not be read."""
+    refs = _attachment_refs(values)
+    if not refs:
+        return []
+    if row.case_id is None:
+        raise InvalidInput(
+            f"attachments: request {row.number} is not linked to a case, and evidence belongs "
+            "to a case: link the request to the case whose evidence answers it",
+            field="attachments",
+        )
+    found = evidence_service.items_of_case(conn, principal, row.case_id, refs)
+    for index, ref in enumerate(values):
+        key = ref.strip().lower()
+        if key not in found:
+            raise InvalidInput(
+                f"attachments[{index}]: {ref[:80]!r} is not an evidence item of the request's case",
+                field="attachments",
+                index=index,
+                id=ref[:80],
+            )
+    return [found[ref] for ref in refs]
+
+
 # --- finding a request -----------------------------------------------------------------------
 
 
@@ -327,12 +385,14 @@ def transition(
     *,
     note: str = "",
     answer: str | None = None,
+    attachments: Sequence[str] = (),
     now: int | None = None,
 ) -> RfaRow:
     """Move a request to status ``to``: 409 listing the allowed next statuses when the
     workflow has no such step, 403 when the step belongs to the other side or the principal
-    does not work requests. Answering needs ``answer``; declining needs ``note`` (the
-    reason)."""
+    does not work requests. Answering needs ``answer`` and may attach evidence of the
+    request's case (``attachments``: evidence ids, see :func:`attach_evidence`); declining
+    needs ``note`` (the reason). Nothing is written unless every part is valid."""
     row = load_rfa(conn, principal, ref)
     target = to.strip().lower() if isinstance(to, str) else ""
     if target not in STATUSES:
@@ -357,6 +417,13 @@ def transition(
         raise InvalidInput("answer: only an answered request has an answer", field="answer")
     if target == "declined":
         _text("note", note, TEXT_MAX, required=True)
+    items: list[EvidenceRecord] = []
+    if attachments:
+        if target != "answered":
+            raise InvalidInput(
+                "attachments: only an answer carries attachments", field="attachments"
+            )
+        items = _attachment_items(conn, principal, row, attachments)
     if target == "sent":
         values["sent_at"] = now
     elif target == "acknowledged":
@@ -364,18 +431,101 @@ def transition(
     if target in ("answered", "declined", "withdrawn"):
         values["closed_at"] = now
     store.update_rfa(conn, row.id, values)
+    attached = _attach(conn, principal, row, items, now)
     store.add_event(
-        conn, row.id, at=now, actor=principal, from_status=row.status, to_status=target, note=note
-    )
-    audit.record(
         conn,
-        principal,
-        "rfa.transition",
-        target=row.id,
-        detail={"number": row.number, "from": row.status, "to": target},
+        row.id,
+        at=now,
+        actor=principal,
+        from_status=row.status,
+        to_status=target,
+        note="\n".join(part for part in (note, _attached_note(attached)) if part),
     )
+    detail: dict[str, Any] = {"number": row.number, "from": row.status, "to": target}
+    if attached:
+        detail["attachments"] = [item.id for item in attached]
+    audit.record(conn, principal, "rfa.transition", target=row.id, detail=detail)
     _notify(conn, row, target, note, now)
     return load_rfa(conn, principal, row.id)
+
+
+def attach_evidence(
+    conn: Connection,
+    principal: Principal,
+    ref: str,
+    evidence_ids: Sequence[str],
+    *,
+    now: int | None = None,
+) -> RfaRow:
+    """Attach evidence items of the request's case to its answer ahead of answering it (the
+    recipient's writers, while the request is acknowledged or in progress; the step to
+    answered attaches too). Each id must name an evidence item of the case that the principal
+    may read; items attached already are skipped. The requester may then read and download
+    them. Each new attachment is in the item's custody (``attached``), the case's timeline,
+    the request's timeline and the audit log; nothing is written unless every id is good."""
+    row = load_rfa(conn, principal, ref)
+    side = side_of(principal, row.requester_org_id, row.recipient_org_id)
+    if row.status not in ATTACHING_STATUSES:
+        raise Conflict(
+            f"request {row.number} is {row.status}: evidence is attached while it is "
+            f"{' or '.join(ATTACHING_STATUSES)}, or with its answer",
+            current=row.status,
+        )
+    if not may_attach_to_rfa(principal, side, row.status):
+        raise Forbidden("only writers of the recipient org attach evidence to the answer")
+    if not _attachment_refs(evidence_ids):
+        raise InvalidInput("attachments: name at least one evidence id", field="attachments")
+    items = _attachment_items(conn, principal, row, evidence_ids)
+    now = now_us() if now is None else now
+    attached = _attach(conn, principal, row, items, now)
+    if attached:
+        store.update_rfa(conn, row.id, {"updated_at": now})
+        store.add_event(
+            conn,
+            row.id,
+            at=now,
+            actor=principal,
+            from_status=row.status,
+            to_status=row.status,
+            note=_attached_note(attached),
+        )
+        audit.record(
+            conn,
+            principal,
+            "rfa.attach",
+            target=row.id,
+            detail={"number": row.number, "attachments": [item.id for item in attached]},
+        )
+    return load_rfa(conn, principal, row.id)
+
+
+def _attach(
+    conn: Connection, principal: Principal, row: RfaRow, items: Sequence[EvidenceRecord], now: int
+) -> list[EvidenceRecord]:
+    """Store the attachments not there yet and note each in the item's custody; the items
+    newly attached."""
+    if not items:
+        return []
+    new = set(store.add_attachments(conn, row.id, [i.id for i in items], actor=principal, at=now))
+    attached = [item for item in items if item.id in new]
+    for item in attached:
+        evidence_service.record_attachment(
+            conn,
+            principal,
+            item,
+            rfa_id=row.id,
+            rfa_number=row.number,
+            requester_org_id=row.requester_org_id,
+            at=now,
+        )
+    return attached
+
+
+def _attached_note(items: Sequence[EvidenceRecord]) -> str:
+    if not items:
+        return ""
+    named = ", ".join(f"{item.name} (sha256 {item.sha256})" for item in items)
+    return f"attached evidence: {named}"
 
 
 def _notify(conn: Connection, row: RfaRow, status: str, note: str, now: int) -> None:
@@ -442,8 +592,9 @@ def describe(
     names: Mapping[str, str] | None = None,
     now: int | None = None,
 ) -> dict[str, Any]:
-    """A request as the API and CLI show it; ``detail`` adds its timeline and observables.
-    ``allowed`` lists the statuses the principal may move it to."""
+    """A request as the API and CLI show it; ``detail`` adds its timeline, observables and the
+    evidence attached to its answer. ``allowed`` lists the statuses the principal may move it
+    to."""
     now = now_us() if now is None else now
     if names is None:
         names = store.org_names(conn, [row.requester_org_id, row.recipient_org_id])
@@ -480,7 +631,25 @@ def describe(
             {"kind": k, "value": v} for k, v in store.observables_of(conn, row.id)
         ]
         out["events"] = [_event(e) for e in store.events_of(conn, row.id)]
+        attachments = store.attachments_of(conn, row.id)
+        attachers = store.org_names(conn, [a.attached_org_id for a in attachments])
+        out["attachments"] = [_attachment(a, attachers) for a in attachments]
     return out
+
+
+def _attachment(row: AttachmentRow, names: Mapping[str, str]) -> dict[str, Any]:
+    return {
+        "evidence": row.evidence_id,
+        "name": row.name,
+        "sha256": row.sha256,
+        "size": row.size,
+        "attached_at": iso(row.attached_at),
+        "attached_org": {"id": row.attached_org_id, "name": names.get(row.attached_org_id)},
+        "links": {
+            "evidence": f"/api/v1/evidence/{row.evidence_id}",
+            "content": f"/api/v1/evidence/{row.evidence_id}/content",
+        },
+    }
 
 
 def _event(event: EventRow) -> dict[str, Any]:

@@ -1,6 +1,6 @@
-"""``qalqan rfa``: requests for assistance between orgs — list, show, draft or send one, and
-move one through its workflow, acting as the org named by ``--org`` (default: the node's first
-org)."""
+"""``qalqan rfa``: requests for assistance between orgs — list, show, draft or send one, move
+one through its workflow and attach evidence of its case to the answer, acting as the org
+named by ``--org`` (default: the node's first org)."""
 
 from __future__ import annotations
 
@@ -65,6 +65,14 @@ def _print_one(item: dict[str, Any]) -> None:
         console.print("\nobservables:")
         for observable in item["observables"]:
             console.print(f"  {observable['kind']}: {observable['value']}")
+    if item.get("attachments"):
+        console.print("\nattachments:")
+        for attached in item["attachments"]:
+            console.print(
+                f"  {attached['evidence']}  {attached['name']}  {attached['size']} bytes  "
+                f"sha256 {attached['sha256']}  ({attached['attached_org']['name']}, "
+                f"{attached['attached_at']})"
+            )
     if item.get("events"):
         console.print("\ntimeline:")
         for event in item["events"]:
@@ -116,7 +124,7 @@ def rfa_show(
     org: str | None = OrgOption,
     json_out: bool = JsonOption,
 ) -> None:
-    """One request with its observables and status timeline."""
+    """One request with its observables, status timeline and attachments."""
     with transaction() as conn:
         principal = org_principal(conn, org)
         item = service.describe(
@@ -177,18 +185,48 @@ def rfa_transition(
     to: str = typer.Option(..., "--to", help="The next status, e.g. sent, acknowledged."),
     note: str = typer.Option("", help="Why (required to decline)."),
     answer: str | None = typer.Option(None, help="The answer (to answer)."),
+    attach: list[str] = typer.Option(
+        [],
+        "--attach",
+        metavar="EVIDENCE_ID",
+        help="With the answer: an evidence item of the request's case (repeatable).",
+    ),
     org: str | None = OrgOption,
     json_out: bool = JsonOption,
 ) -> None:
     """Move a request to its next status."""
     with transaction() as conn:
         principal = org_principal(conn, org)
-        row = service.transition(conn, principal, ref, to, note=note, answer=answer)
+        row = service.transition(
+            conn, principal, ref, to, note=note, answer=answer, attachments=attach
+        )
         item = service.describe(conn, principal, row, detail=True)
     if json_out:
         print_json(item)
     else:
-        console.print(f"RFA {item['number']} is now {item['status']}")
+        attached = f" with {len(item['attachments'])} attachment(s)" if attach else ""
+        console.print(f"RFA {item['number']} is now {item['status']}{attached}")
+
+
+@rfa_app.command("attach")
+def rfa_attach(
+    ref: str = typer.Argument(..., help="Request id or number."),
+    evidence: list[str] = typer.Argument(
+        ..., metavar="EVIDENCE_ID...", help="Evidence items of the request's case."
+    ),
+    org: str | None = OrgOption,
+    json_out: bool = JsonOption,
+) -> None:
+    """Attach evidence of the request's case to its answer, before answering (the recipient,
+    while the request is acknowledged or in progress)."""
+    with transaction() as conn:
+        principal = org_principal(conn, org)
+        row = service.attach_evidence(conn, principal, ref, evidence)
+        item = service.describe(conn, principal, row, detail=True)
+    if json_out:
+        print_json(item)
+    else:
+        console.print(f"RFA {item['number']} has {len(item['attachments'])} attachment(s)")
 
 
 @rfa_app.command("notify-overdue")

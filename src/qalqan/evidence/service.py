@@ -3,12 +3,14 @@
 Every step is recorded twice: in the item's chain of custody (what a court asks for: who
 collected it, who uploaded, transferred and downloaded it, when and how) and in the node's
 audit log (which is a hash chain). A case's evidence exists only for the orgs taking part in
-the case: anyone else gets NotFound, whether the item exists or not.
+the case, and an item attached to the answer of a request for assistance also for the org that
+made the request: anyone else gets NotFound, whether the item exists or not.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -18,8 +20,13 @@ from qalqan.audit import record
 from qalqan.domain.principal import Principal
 from qalqan.errors import Forbidden, InvalidInput, NotFound
 from qalqan.evidence.storage import EvidenceStorage, Received, safe_file_name
-from qalqan.policy.evidence import may_add_evidence, may_read_evidence
+from qalqan.policy.evidence import (
+    may_add_evidence,
+    may_read_attached_evidence,
+    may_read_evidence,
+)
 from qalqan.store import evidence as store
+from qalqan.store import rfas as rfas_store
 from qalqan.store.clock import now_us
 from qalqan.store.evidence import CustodyEntry, EvidenceRecord
 
@@ -31,11 +38,14 @@ __all__ = [
     "add_evidence",
     "case_evidence",
     "evidence_details",
+    "items_of_case",
+    "record_attachment",
     "record_custody",
     "start_download",
 ]
 
-# What a person may add to the chain by hand; the others are written by the service.
+# What a person may add to the chain by hand; the others (collected, uploaded, downloaded,
+# verification-failed, attached) are written by the service.
 CUSTODY_ACTIONS: Final = ("transferred", "received", "sealed", "examined", "note")
 _MAX_TEXT: Final = 10_000
 _MAX_SHORT: Final = 300
@@ -130,11 +140,15 @@ def add_evidence(
 
 def _readable(conn: Connection, principal: Principal, evidence_id: str) -> EvidenceRecord:
     item = store.get_item(conn, evidence_id)
-    if item is None or not may_read_evidence(
-        principal, _participant(conn, principal, item.case_id)
-    ):
-        raise NotFound(f"no evidence {evidence_id}")
-    return item
+    if item is not None:
+        role = _participant(conn, principal, item.case_id)
+        if may_read_evidence(principal, role):
+            return item
+        if role is None and may_read_attached_evidence(
+            principal, rfas_store.attached_for_requester(conn, item.id, principal.org_id)
+        ):
+            return item
+    raise NotFound(f"no evidence {evidence_id}")
 
 
 def evidence_details(conn: Connection, principal: Principal, evidence_id: str) -> EvidenceDetails:
@@ -154,6 +168,46 @@ def case_evidence(
     if not may_read_evidence(principal, _participant(conn, principal, case_id)):
         raise NotFound(f"no case {case_id}")
     return store.list_items(conn, case_id, after, limit)
+
+
+def items_of_case(
+    conn: Connection, principal: Principal, case_id: str, evidence_ids: Sequence[str]
+) -> dict[str, EvidenceRecord]:
+    """Those of ``evidence_ids`` that are evidence of the case and readable by the principal as
+    a member of an org taking part in it, by id; the others are left out, whether they exist
+    or not."""
+    if not may_read_evidence(principal, _participant(conn, principal, case_id)):
+        return {}
+    found: dict[str, EvidenceRecord] = {}
+    for evidence_id in dict.fromkeys(evidence_ids):
+        item = store.get_item(conn, evidence_id)
+        if item is not None and item.case_id == case_id:
+            found[evidence_id] = item
+    return found
+
+
+def record_attachment(
+    conn: Connection,
+    principal: Principal,
+    item: EvidenceRecord,
+    *,
+    rfa_id: str,
+    rfa_number: int,
+    requester_org_id: str,
+    at: int,
+) -> None:
+    """Note in the item's custody, the case's timeline and the audit log that the item was
+    attached to the answer of a request for assistance, which releases it to the requester."""
+    actor = {"actor_user_id": principal.user_id, "actor_org_id": principal.org_id}
+    detail = {"rfa": rfa_id, "number": rfa_number, "to": requester_org_id}
+    store.add_custody(conn, item.id, at=at, action="attached", detail=detail, **actor)
+    store.add_timeline_entry(
+        conn, item.case_id, at=at, action="evidence.attached",
+        text=f"evidence {item.name} attached to request for assistance {rfa_number}",
+        detail={"evidence": item.id, **detail}, **actor,
+    )  # fmt: skip
+    record(conn, principal, "evidence.attached", target=item.id,
+           detail={"case": item.case_id, **detail})  # fmt: skip
 
 
 def start_download(

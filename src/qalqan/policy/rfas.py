@@ -26,6 +26,9 @@ An RFA concerns two orgs only: the *requester* that asks and the *recipient* tha
   ====================  ==========================================  ===========
 
   Drafts are edited by the requester only (:func:`may_edit_rfa`).
+- Attachments: the recipient's writers attach evidence of the request's case to their answer,
+  while they work the request (acknowledged or in progress) or in the step to answered
+  (:func:`may_attach_to_rfa`).
 """
 
 from __future__ import annotations
@@ -37,12 +40,14 @@ from sqlalchemy import ColumnElement, FromClause, and_, false, or_
 from qalqan.domain.principal import Principal, Role
 
 __all__ = [
+    "ATTACHING_STATUSES",
     "FINAL_STATUSES",
     "OPEN_STATUSES",
     "STATUSES",
     "TRANSITIONS",
     "RfaSide",
     "allowed_next",
+    "may_attach_to_rfa",
     "may_create_rfa",
     "may_edit_rfa",
     "may_move_rfa",
@@ -70,6 +75,8 @@ STATUSES: tuple[str, ...] = (
 # Awaiting an answer: the statuses in which a passed deadline makes a request overdue.
 OPEN_STATUSES: tuple[str, ...] = ("sent", "acknowledged", "in-progress")
 FINAL_STATUSES: tuple[str, ...] = ("answered", "declined", "withdrawn")
+# Being worked by the recipient: the statuses in which evidence may be attached to the answer.
+ATTACHING_STATUSES: tuple[str, ...] = ("acknowledged", "in-progress")
 
 _R, _A = RfaSide.REQUESTER, RfaSide.RECIPIENT
 TRANSITIONS: dict[str, dict[str, RfaSide]] = {
@@ -125,3 +132,14 @@ def may_move_rfa(principal: Principal, side: RfaSide | None, status: str, to: st
     belongs to its side, taken by someone who works requests)."""
     owner = TRANSITIONS.get(status, {}).get(to)
     return owner is not None and owner is side and principal.role in _WORKER_ROLES
+
+
+def may_attach_to_rfa(principal: Principal, side: RfaSide | None, status: str) -> bool:
+    """Whether the principal may attach evidence to the answer of a request in ``status``: a
+    writer of the recipient org, while the request is being worked (the step to answered
+    starts from such a status too)."""
+    return (
+        principal.role in _WORKER_ROLES
+        and side is RfaSide.RECIPIENT
+        and status in ATTACHING_STATUSES
+    )

@@ -1,6 +1,7 @@
-"""SQL of requests for assistance (RFAs): the requests, their status timeline and the
-observables they name. Every read takes the caller's visibility predicate from
-:mod:`qalqan.policy.rfas`, in the ``WHERE`` clause, before paging."""
+"""SQL of requests for assistance (RFAs): the requests, their status timeline, the
+observables they name and the evidence attached to their answers. Every read of requests takes
+the caller's visibility predicate from :mod:`qalqan.policy.rfas`, in the ``WHERE`` clause,
+before paging."""
 
 from __future__ import annotations
 
@@ -13,16 +14,28 @@ from sqlalchemy import ColumnElement, Connection, and_, func, or_, select, true
 from qalqan.domain.principal import Principal
 from qalqan.policy.rfas import OPEN_STATUSES, rfa_visible_to
 from qalqan.store.clock import lock_writes
-from qalqan.store.tables import case_participants, orgs, rfa_events, rfa_observables, rfas
+from qalqan.store.tables import (
+    case_participants,
+    evidence,
+    orgs,
+    rfa_attachments,
+    rfa_events,
+    rfa_observables,
+    rfas,
+)
 from qalqan.store.tables import notifications as nt
 
 __all__ = [
     "NO_DUE",
     "SORT_KEYS",
+    "AttachmentRow",
     "EventRow",
     "ListQuery",
     "RfaRow",
+    "add_attachments",
     "add_event",
+    "attached_for_requester",
+    "attachments_of",
     "case_visible_to_org",
     "events_of",
     "get_rfa",
@@ -84,6 +97,20 @@ class EventRow:
     from_status: str | None
     to_status: str
     note: str
+
+
+@dataclass(frozen=True, slots=True)
+class AttachmentRow:
+    """An evidence item attached to a request's answer, with what a reader of the request sees
+    of it."""
+
+    evidence_id: str
+    name: str
+    sha256: str
+    size: int
+    attached_at: int
+    attached_by: str | None
+    attached_org_id: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,3 +276,63 @@ def org_names(conn: Connection, ids: Sequence[str]) -> dict[str, str]:
         return {}
     stmt = select(orgs.c.id, orgs.c.name).where(orgs.c.id.in_(unique))
     return {str(i): str(n) for i, n in conn.execute(stmt)}
+
+
+def add_attachments(
+    conn: Connection, rfa_id: str, evidence_ids: Sequence[str], *, actor: Principal, at: int
+) -> list[str]:
+    """Attach the evidence items ``evidence_ids`` to the request; those attached already are
+    left as they are. Takes the node's write turn first, so two writers never attach the same
+    item twice; returns the ids newly attached, in the order given."""
+    lock_writes(conn)
+    present = set(
+        conn.execute(
+            select(rfa_attachments.c.evidence_id).where(rfa_attachments.c.rfa_id == rfa_id)
+        ).scalars()
+    )
+    new = [e for e in dict.fromkeys(evidence_ids) if e not in present]
+    if new:
+        conn.execute(
+            rfa_attachments.insert(),
+            [
+                {
+                    "rfa_id": rfa_id,
+                    "evidence_id": e,
+                    "attached_by": actor.user_id,
+                    "attached_org_id": actor.org_id,
+                    "attached_at": at,
+                }
+                for e in new
+            ],
+        )
+    return new
+
+
+def attachments_of(conn: Connection, rfa_id: str) -> list[AttachmentRow]:
+    """The evidence attached to the request, in the order it was attached."""
+    stmt = (
+        select(
+            rfa_attachments.c.evidence_id,
+            evidence.c.name,
+            evidence.c.sha256,
+            evidence.c.size,
+            rfa_attachments.c.attached_at,
+            rfa_attachments.c.attached_by,
+            rfa_attachments.c.attached_org_id,
+        )
+        .join(evidence, evidence.c.id == rfa_attachments.c.evidence_id)
+        .where(rfa_attachments.c.rfa_id == rfa_id)
+        .order_by(rfa_attachments.c.attached_at, evidence.c.name, evidence.c.id)
+    )
+    return [AttachmentRow(*row) for row in conn.execute(stmt)]
+
+
+def attached_for_requester(conn: Connection, evidence_id: str, org_id: str) -> bool:
+    """Whether the evidence item is attached to a request for assistance ``org_id`` made."""
+    stmt = (
+        select(true())
+        .select_from(rfa_attachments.join(rfas, rfas.c.id == rfa_attachments.c.rfa_id))
+        .where(rfa_attachments.c.evidence_id == evidence_id, rfas.c.requester_org_id == org_id)
+        .limit(1)
+    )
+    return conn.execute(stmt).first() is not None

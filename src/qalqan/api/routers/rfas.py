@@ -1,5 +1,6 @@
-"""Requests for assistance between member orgs: draft, send, acknowledge, work on, answer,
-decline or withdraw them, and read them in filtered keyset pages.
+"""Requests for assistance between member orgs: draft, send, acknowledge, work on, answer
+(with evidence of the request's case attached), decline or withdraw them, and read them in
+filtered keyset pages.
 
 Only the requesting and the receiving org see a request (drafts only the requester); for
 everyone else it does not exist: 404, the same as for an unknown id.
@@ -15,7 +16,14 @@ from fastapi.responses import Response
 
 from qalqan.api.deps import CurrentPrincipal, DbConn
 from qalqan.api.problems import problem_responses
-from qalqan.api.rfa_schemas import RfaCreate, RfaDetail, RfaPage, RfaTransition, RfaUpdate
+from qalqan.api.rfa_schemas import (
+    RfaAttach,
+    RfaCreate,
+    RfaDetail,
+    RfaPage,
+    RfaTransition,
+    RfaUpdate,
+)
 from qalqan.assistance import service
 from qalqan.assistance.service import RfaSpec
 
@@ -133,6 +141,37 @@ def transition_rfa(
     conn: DbConn, principal: CurrentPrincipal, body: RfaTransition, ref: str = _RFA
 ) -> Response:
     """The requester sends and withdraws; the recipient acknowledges, starts work
-    (``in-progress``), answers (``answer`` required) or declines (``note``: the reason)."""
-    row = service.transition(conn, principal, ref, body.to, note=body.note, answer=body.answer)
+    (``in-progress``), answers (``answer`` required; ``attachments``: evidence ids of the
+    request's case) or declines (``note``: the reason). A bad attachment leaves the request
+    as it was."""
+    row = service.transition(
+        conn,
+        principal,
+        ref,
+        body.to,
+        note=body.note,
+        answer=body.answer,
+        attachments=body.attachments,
+    )
+    return _json(service.describe(conn, principal, row, detail=True))
+
+
+@router.post(
+    "/rfas/{ref}/attachments",
+    response_model=RfaDetail,
+    summary="Attach evidence of the request's case to the answer, before answering",
+    responses=problem_responses(
+        403,
+        404,
+        described={409: "The request is not acknowledged or in progress"},
+    ),
+)
+def attach_evidence(
+    conn: DbConn, principal: CurrentPrincipal, body: RfaAttach, ref: str = _RFA
+) -> Response:
+    """Writers of the recipient org, while the request is acknowledged or in progress. Each
+    id must be an evidence item of the request's case that you may read (400 naming the
+    first that is not, and nothing attached); items attached already are skipped. The
+    requester may then download them."""
+    row = service.attach_evidence(conn, principal, ref, body.evidence)
     return _json(service.describe(conn, principal, row, detail=True))
