@@ -445,7 +445,7 @@ def transition(
     if attached:
         detail["attachments"] = [item.id for item in attached]
     audit.record(conn, principal, "rfa.transition", target=row.id, detail=detail)
-    _notify(conn, row, target, note, now)
+    _notify(conn, row, target, note, now, attachments=len(store.attachments_of(conn, row.id)))
     return load_rfa(conn, principal, row.id)
 
 
@@ -528,7 +528,9 @@ def _attached_note(items: Sequence[EvidenceRecord]) -> str:
     return f"attached evidence: {named}"
 
 
-def _notify(conn: Connection, row: RfaRow, status: str, note: str, now: int) -> None:
+def _notify(
+    conn: Connection, row: RfaRow, status: str, note: str, now: int, *, attachments: int = 0
+) -> None:
     told: list[tuple[str, str]] = []
     if status == "sent":
         told.append((row.recipient_org_id, KIND_RECEIVED))
@@ -540,7 +542,8 @@ def _notify(conn: Connection, row: RfaRow, status: str, note: str, now: int) -> 
         # The recipient knew of it: tell it the work is no longer needed.
         told.append((row.recipient_org_id, KIND_WITHDRAWN))
     if told:
-        detail = _notice(conn, row, status=status, note=note)
+        extra = {"attachments": attachments} if status == "answered" else {}
+        detail = _notice(conn, row, status=status, note=note, **extra)
         notifications_store.insert_notifications(
             conn, [(org, kind, row.id, detail, now) for org, kind in told]
         )
