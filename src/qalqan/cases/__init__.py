@@ -7,8 +7,9 @@
   their correlations, and the case page.
 - :mod:`qalqan.cases.templates`: the shipped case templates.
 
-Only participating orgs see a case (``policy.case_visible_to``); every write is audited and
-lands on the case's timeline.
+Only participating orgs see a case, and of a TLP:RED case only the users named in it and the
+orgs' administrators (``policy.case_visible_to``); every write is audited and lands on the
+case's timeline.
 """
 
 from __future__ import annotations

@@ -41,7 +41,7 @@ _MAX_NUMBER = 2**31 - 1
 
 
 class CaseAccess:
-    """A case the caller's org takes part in, with that org's role in it."""
+    """A case the caller may see, with the role of the caller's org in it."""
 
     __slots__ = ("case", "role")
 
@@ -51,7 +51,9 @@ class CaseAccess:
 
 
 def load_case(conn: Connection, principal: Principal, ref: str) -> CaseAccess:
-    """The case whose id or number is ``ref``, if the caller's org takes part in it.
+    """The case whose id or number is ``ref``, if the caller may see it: the caller's org takes
+    part in it and, for a TLP:RED case, the caller is named in it or administers the org
+    (:func:`qalqan.policy.case_visible_to`).
 
     NotFound otherwise, with the same words whether the case is missing or invisible: no
     existence leak.

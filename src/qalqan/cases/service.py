@@ -282,9 +282,7 @@ def create_case(conn: Connection, principal: Principal, spec: CaseSpec) -> store
         {"number": number, "template": template.name if template else None},
         at=at,
     )
-    row = store.get_case(conn, principal, case_id=case_id)
-    assert row is not None
-    return row
+    return store.written_case(conn, case_id)
 
 
 def summary_of(conn: Connection, rows: Sequence[store.CaseRow]) -> list[CaseSummary]:
@@ -380,9 +378,7 @@ def update_case(
         note_change(
             conn, principal, case.id, "case.update", f"changed {', '.join(changed)}", detail
         )
-    row = store.get_case(conn, principal, case_id=case.id)
-    assert row is not None
-    return row
+    return store.written_case(conn, case.id)
 
 
 def change_status(
@@ -429,9 +425,7 @@ def change_status(
         {"from": case.status, "to": status},
         at=at,
     )
-    row = store.get_case(conn, principal, case_id=case.id)
-    assert row is not None
-    return row
+    return store.written_case(conn, case.id)
 
 
 def _role(role: str) -> str:

@@ -137,9 +137,7 @@ def add_task(conn: Connection, principal: Principal, ref: str, spec: TaskSpec) -
         {"task": task_id, "assignee": user[1] if user else None},
         at=at,
     )
-    task = store.get_task(conn, principal, task_id)
-    assert task is not None
-    return task
+    return store.written_task(conn, task_id)
 
 
 def _load_task(conn: Connection, principal: Principal, task_id: str) -> store.TaskRow:
@@ -197,7 +195,7 @@ def update_task(
             {"task": task.id, "fields": changed, "status": values.get("status")},
             at=at,
         )
-    return _load_task(conn, principal, task.id)
+    return store.written_task(conn, task.id)
 
 
 def log_work(conn: Connection, principal: Principal, task_id: str, text: str) -> dict[str, Any]:

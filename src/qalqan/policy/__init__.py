@@ -12,8 +12,10 @@ Besides its distribution, a version may name one *recipient* org that may also r
 sighting shared back goes to the owner of the indicator it is about, and to no one else.
 
 Cases are read by their participating orgs only (:func:`case_visible_to`), node admins of other
-orgs included; the owner org is always a participant with role ``lead``. What a participant may
-do follows its role in the case and the user's role: :func:`may_edit_case`,
+orgs included; the owner org is always a participant with role ``lead``. A ``TLP:RED`` case is
+narrower still: inside the participating orgs, only the users named in it (its creator, its
+assignees, the assignees of its tasks) and the orgs' administrators read it. What a participant
+may do follows its role in the case and the user's role: :func:`may_edit_case`,
 :func:`may_comment_on_case`, :func:`may_add_participant`, :func:`may_reopen_case`.
 """
 
@@ -21,11 +23,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement, FromClause, and_, exists, or_
+from sqlalchemy import ColumnElement, FromClause, and_, exists, false, or_
 
 from qalqan.domain.handling import TLP, Distribution
 from qalqan.domain.principal import Principal, Role
-from qalqan.store.tables import case_participants, indicator_scores, sharing_group_members
+from qalqan.store.tables import (
+    case_assignees,
+    case_participants,
+    case_tasks,
+    indicator_scores,
+    sharing_group_members,
+)
 
 __all__ = [
     "BROADCAST",
@@ -50,6 +58,7 @@ __all__ = [
     "may_reopen_case",
     "may_run_feed",
     "may_write",
+    "named_in_case",
     "readable_by_org",
     "releasable_to_peer",
     "runs_visible_to",
@@ -67,6 +76,9 @@ _RED_DISTRIBUTIONS = (Distribution.ORGANIZATION, Distribution.SHARING_GROUP)
 _WRITER_ROLES = frozenset({Role.NODE_ADMIN, Role.ORG_ADMIN, Role.ANALYST, Role.SYNC})
 # People who work cases: machine accounts of peers and readers do not.
 _CASE_WORKER_ROLES = frozenset({Role.NODE_ADMIN, Role.ORG_ADMIN, Role.ANALYST})
+# Who reads every TLP:RED case their org takes part in. A node admin administers every org's
+# users and keys, so hiding a case from one would protect nothing; the local console acts as one.
+_RED_CASE_ADMIN_ROLES = frozenset({Role.NODE_ADMIN, Role.ORG_ADMIN})
 
 
 @dataclass(frozen=True, slots=True)
@@ -340,15 +352,41 @@ def may_name_feed(principal: Principal, owner_org_id: str) -> bool:
 
 def case_visible_to(principal: Principal, cases_table: FromClause) -> ColumnElement[bool]:
     """SQL predicate: the ``cases`` row (of the table or an alias of it) may be read by the
-    principal's org — it is one of the case's participants. Nobody else, node admins of other
-    orgs included, learns that the case exists."""
-    return (
+    principal — its org is one of the case's participants and, if the case is ``TLP:RED``, the
+    user is named in it (:func:`named_in_case`) or administers a participating org (org admins;
+    node admins of a participating org). Nobody else, node admins of other orgs included, learns
+    that the case exists."""
+    participates = (
         exists()
         .where(
             case_participants.c.case_id == cases_table.c.id,
             case_participants.c.org_id == principal.org_id,
         )
         .correlate(cases_table)
+    )
+    if principal.role in _RED_CASE_ADMIN_ROLES:
+        return participates
+    return and_(
+        participates,
+        or_(cases_table.c.tlp != int(TLP.RED), named_in_case(principal, cases_table)),
+    )
+
+
+def named_in_case(principal: Principal, cases_table: FromClause) -> ColumnElement[bool]:
+    """SQL predicate: the principal's user is named in the ``cases`` row — its creator, one of
+    its assignees, or the assignee of one of its tasks. Never true for a principal without a
+    user (a ``NULL`` creator names nobody)."""
+    user_id = principal.user_id
+    if user_id is None:
+        return false()
+    return or_(
+        cases_table.c.created_by == user_id,
+        exists()
+        .where(case_assignees.c.case_id == cases_table.c.id, case_assignees.c.user_id == user_id)
+        .correlate(cases_table),
+        exists()
+        .where(case_tasks.c.case_id == cases_table.c.id, case_tasks.c.assignee_user_id == user_id)
+        .correlate(cases_table),
     )
 
 

@@ -2,7 +2,9 @@
 log, timeline, comments and observables.
 
 Every read of a case puts :func:`qalqan.policy.case_visible_to` in its ``WHERE`` clause before
-``LIMIT``; lists page by keyset (``updated_at`` descending, then ``id``), never by offset.
+``LIMIT``; lists page by keyset (``updated_at`` descending, then ``id``), never by offset. The
+only unfiltered reads, :func:`written_case` and :func:`written_task`, hand back to a writer what
+it has just written (a change may take the case out of the writer's sight, e.g. to TLP:RED).
 """
 
 from __future__ import annotations
@@ -69,6 +71,9 @@ __all__ = [
     "update_case",
     "update_task",
     "user_of",
+    "visible_role",
+    "written_case",
+    "written_task",
 ]
 
 OPEN_TASK_STATUSES: tuple[str, ...] = ("open", "in-progress")
@@ -186,6 +191,28 @@ def get_case(
         return None
     row = conn.execute(stmt).first()
     return CaseRow(*row) if row is not None else None
+
+
+def written_case(conn: Connection, case_id: str) -> CaseRow:
+    """The case as stored, for the caller that has just written it (and could see it before)."""
+    row = conn.execute(select(*_CASE_COLUMNS).where(cases.c.id == case_id)).one()
+    return CaseRow(*row)
+
+
+def visible_role(conn: Connection, principal: Principal, case_id: str) -> str | None:
+    """The role of the principal's org in the case (lead, contributor, observer), or None when
+    the principal may not see the case (missing, not a participant, or TLP:RED and the user is
+    not named in it): what every path reaching a case by id asks first."""
+    role = conn.execute(
+        select(case_participants.c.role)
+        .join(cases, cases.c.id == case_participants.c.case_id)
+        .where(
+            case_participants.c.case_id == case_id,
+            case_participants.c.org_id == principal.org_id,
+            case_visible_to(principal, cases),
+        )
+    ).scalar()
+    return str(role) if role is not None else None
 
 
 def _open_task_due_before(at: int) -> Any:
@@ -405,6 +432,12 @@ def get_task(conn: Connection, principal: Principal, task_id: str) -> TaskRow | 
     )
     row = conn.execute(stmt).first()
     return TaskRow(*row) if row is not None else None
+
+
+def written_task(conn: Connection, task_id: str) -> TaskRow:
+    """The task as stored, for the caller that has just written it (and could see it before)."""
+    row = conn.execute(select(*_TASK_COLUMNS).where(case_tasks.c.id == task_id)).one()
+    return TaskRow(*row)
 
 
 def tasks_of_case(conn: Connection, case_id: str, limit: int) -> list[TaskRow]:
