@@ -37,6 +37,7 @@ from qalqan.policy.rfas import (
     side_of,
 )
 from qalqan.store import accounts as accounts_store
+from qalqan.store import cases as cases_store
 from qalqan.store import notifications as notifications_store
 from qalqan.store import rfas as store
 from qalqan.store.clock import now_us
@@ -191,7 +192,7 @@ def _case(conn: Connection, principal: Principal, ref: str | None) -> str | None
     if ref is None:
         return None
     text = ref.strip().lower()
-    if not (_UUID.match(text) and store.case_visible_to_org(conn, text, principal.org_id)):
+    if not (_UUID.match(text) and cases_store.visible_role(conn, principal, text) is not None):
         # The same answer for a case that does not exist and one the org takes no part in.
         raise NotFound(f"case: no case {ref[:80]!r}", id=ref[:80], field="case")
     return text

@@ -30,6 +30,7 @@ from qalqan.cases.templates import template_named
 from qalqan.domain.handling import TLP
 from qalqan.domain.principal import Principal
 from qalqan.errors import Conflict, InvalidInput, NotFound
+from qalqan.notify import events as case_events
 from qalqan.policy import may_add_participant, may_edit_case, may_reopen_case
 from qalqan.store import accounts as accounts_store
 from qalqan.store import cases as store
@@ -368,8 +369,10 @@ def update_case(
         current = {a[0]: a for a in store.list_assignees(conn, case.id)}
         for user_id in current.keys() - wanted_users.keys():
             store.remove_assignee(conn, case.id, user_id)
-        for user_id in wanted_users.keys() - current.keys():
+        newly = sorted(wanted_users.keys() - current.keys())
+        for user_id in newly:
             store.add_assignee(conn, case.id, user_id)
+        case_events.case_assigned(conn, case.id, [u for u in newly if u != principal.user_id])
         if current.keys() != wanted_users.keys():
             changed.append("assignees")
             detail["assignees"] = sorted(u[1] for u in wanted_users.values())
@@ -449,6 +452,7 @@ def add_participant(
         raise Conflict(f"{org.name} already takes part in this case", org=org.name)
     at = now_us()
     store.add_participant(conn, access.case.id, org.id, wanted, at, principal.user_id)
+    case_events.case_invited(conn, access.case.id, org.id, wanted)
     note_change(
         conn,
         principal,

@@ -26,6 +26,7 @@ from qalqan.cases.base import (
 from qalqan.cases.service import resolve_org
 from qalqan.domain.principal import Principal
 from qalqan.errors import InvalidInput, NotFound
+from qalqan.notify import events as case_events
 from qalqan.policy import may_edit_case
 from qalqan.store import cases as store
 from qalqan.store.clock import now_us
@@ -137,6 +138,8 @@ def add_task(conn: Connection, principal: Principal, ref: str, spec: TaskSpec) -
         {"task": task_id, "assignee": user[1] if user else None},
         at=at,
     )
+    if user is not None and user[0] != principal.user_id:
+        case_events.task_assigned(conn, case_id, task_id, title, spec.due_at, user[0])
     return store.written_task(conn, task_id)
 
 
@@ -195,6 +198,10 @@ def update_task(
             {"task": task.id, "fields": changed, "status": values.get("status")},
             at=at,
         )
+        assignee = values.get("assignee_user_id")
+        if "assignee_user_id" in changed and assignee not in (None, principal.user_id):
+            title, due = values.get("title", task.title), values.get("due_at", task.due_at)
+            case_events.task_assigned(conn, task.case_id, task.id, title, due, assignee)
     return store.written_task(conn, task.id)
 
 

@@ -25,6 +25,7 @@ from qalqan.policy.evidence import (
     may_read_attached_evidence,
     may_read_evidence,
 )
+from qalqan.store import cases as cases_store
 from qalqan.store import evidence as store
 from qalqan.store import rfas as rfas_store
 from qalqan.store.clock import now_us
@@ -84,7 +85,9 @@ def _text(field: str, value: str, limit: int) -> str:
 
 
 def _participant(conn: Connection, principal: Principal, case_id: str) -> str | None:
-    return store.participant_role(conn, case_id, principal.org_id)
+    """The principal's org's role in the case, or None when the principal may not see the case
+    (not taking part, or a TLP:RED case that does not name the user)."""
+    return cases_store.visible_role(conn, principal, case_id)
 
 
 def add_evidence(

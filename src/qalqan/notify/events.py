@@ -14,6 +14,7 @@ import orjson
 from sqlalchemy import Connection, select
 
 from qalqan.domain.handling import TLP
+from qalqan.domain.principal import Role
 from qalqan.domain.stix import format_timestamp
 from qalqan.store import notifications as store
 from qalqan.store.clock import now_us
@@ -70,9 +71,20 @@ def _personal(
 
 
 def case_invited(conn: Connection, case_id: str, org_id: str, role: str) -> None:
-    """Tell an org it now takes part in a case, and as what."""
+    """Tell an org it now takes part in a case, and as what. A TLP:RED case is for the people
+    named in it: only the org's admins are told, each personally, and they name who works it."""
     detail = {**_case(conn, case_id), "role": role}
     detail["title"] = detail.get("case_title")
+    if detail.get("tlp") == "TLP:" + TLP.RED.label:
+        admins = conn.execute(
+            select(users.c.id).where(
+                users.c.org_id == org_id,
+                users.c.disabled.is_(False),
+                users.c.role.in_([Role.ORG_ADMIN.value, Role.NODE_ADMIN.value]),
+            )
+        ).scalars()
+        _personal(conn, CASE_INVITED, case_id, detail, [str(u) for u in admins])
+        return
     text = orjson.dumps(detail).decode()
     store.insert_notifications(conn, [(org_id, CASE_INVITED, case_id, text, now_us())])
 

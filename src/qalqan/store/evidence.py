@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import orjson
 from sqlalchemy import Connection, insert, select
 
-from qalqan.store.tables import case_participants, case_timeline
+from qalqan.store.tables import case_timeline
 from qalqan.store.tables import evidence as items
 from qalqan.store.tables import evidence_custody as custody
 from qalqan.store.tables import evidence_files as files
@@ -23,7 +23,6 @@ __all__ = [
     "custody_of",
     "get_item",
     "list_items",
-    "participant_role",
 ]
 
 
@@ -55,16 +54,6 @@ class CustodyEntry:
 
 
 _ITEM_COLUMNS = tuple(items.c[name] for name in EvidenceRecord.__dataclass_fields__)
-
-
-def participant_role(conn: Connection, case_id: str, org_id: str) -> str | None:
-    """The role of ``org_id`` in the case (lead, contributor, observer), or None."""
-    found = conn.execute(
-        select(case_participants.c.role).where(
-            case_participants.c.case_id == case_id, case_participants.c.org_id == org_id
-        )
-    ).scalar()
-    return None if found is None else str(found)
 
 
 def add_file(conn: Connection, sha256: str, size: int, at: int) -> None:

@@ -15,7 +15,6 @@ from qalqan.domain.principal import Principal
 from qalqan.policy.rfas import OPEN_STATUSES, rfa_visible_to
 from qalqan.store.clock import lock_writes
 from qalqan.store.tables import (
-    case_participants,
     evidence,
     orgs,
     rfa_attachments,
@@ -36,7 +35,6 @@ __all__ = [
     "add_event",
     "attached_for_requester",
     "attachments_of",
-    "case_visible_to_org",
     "events_of",
     "get_rfa",
     "insert_rfa",
@@ -259,14 +257,6 @@ def observables_of(conn: Connection, rfa_id: str) -> list[tuple[str, str]]:
         .order_by(rfa_observables.c.kind, rfa_observables.c.value)
     )
     return [(str(k), str(v)) for k, v in conn.execute(stmt)]
-
-
-def case_visible_to_org(conn: Connection, case_id: str, org_id: str) -> bool:
-    """Whether ``org_id`` takes part in the case (the only orgs that may see it)."""
-    stmt = select(true()).where(
-        case_participants.c.case_id == case_id, case_participants.c.org_id == org_id
-    )
-    return conn.execute(stmt).first() is not None
 
 
 def org_names(conn: Connection, ids: Sequence[str]) -> dict[str, str]:
