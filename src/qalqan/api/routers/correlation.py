@@ -26,6 +26,8 @@ def _json(body: object) -> Response:
     "/observables/{type}/{value:path}/related",
     response_model=RelatedPublic,
     summary="Who else reported or sighted a value (and its networks, parents, subdomains)",
+    # A value with a line break matches no route: no observable holds one.
+    responses=problem_responses(404),
 )
 def related_to_value(
     conn: DbConn,
