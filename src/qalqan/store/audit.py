@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, bindparam, insert, select, update
 
 from qalqan.domain.audit import entry_hash
 from qalqan.errors import ConfigurationError
@@ -25,8 +25,20 @@ __all__ = [
     "chain_head",
     "entries_since",
     "iter_entries",
+    "iter_rows",
     "recent_entries",
 ]
+
+
+# Built once: appending runs in every write, so it only binds values.
+_TAKE_HEAD = (
+    update(audit_head)
+    .where(audit_head.c.id == 1)
+    .values(last_id=audit_head.c.last_id + 1)
+    .returning(audit_head.c.last_id, audit_head.c.last_hash)
+)
+_MOVE_HEAD = update(audit_head).where(audit_head.c.id == 1).values(last_hash=bindparam("digest"))
+_INSERT = insert(audit_log)
 
 
 def append_entry(
@@ -40,31 +52,30 @@ def append_entry(
     detail: str,
 ) -> int:
     """Append one audit entry to the chain in the caller's transaction; returns its id."""
-    lock_writes(conn)
-    head = conn.execute(
-        update(audit_head)
-        .where(audit_head.c.id == 1)
-        .values(last_id=audit_head.c.last_id + 1)
-        .returning(audit_head.c.last_id, audit_head.c.last_hash)
-    ).first()
+    if conn.dialect.name != "sqlite":
+        # PostgreSQL locks rows: take the write turn first, as every writer does. SQLite has
+        # one lock for the whole database, which the head's update takes.
+        lock_writes(conn)
+    head = conn.execute(_TAKE_HEAD).first()
     if head is None:
         raise ConfigurationError("the audit chain has no head; run the database migrations")
     entry_id, previous = int(head[0]), str(head[1])
     digest = entry_hash(previous, entry_id, at, actor_user_id, actor_org_id, action, target, detail)
     conn.execute(
-        insert(audit_log).values(
-            id=entry_id,
-            at=at,
-            actor_user_id=actor_user_id,
-            actor_org_id=actor_org_id,
-            action=action,
-            target=target,
-            detail=detail,
-            prev_hash=previous,
-            hash=digest,
-        )
+        _INSERT,
+        {
+            "id": entry_id,
+            "at": at,
+            "actor_user_id": actor_user_id,
+            "actor_org_id": actor_org_id,
+            "action": action,
+            "target": target,
+            "detail": detail,
+            "prev_hash": previous,
+            "hash": digest,
+        },
     )
-    conn.execute(update(audit_head).where(audit_head.c.id == 1).values(last_hash=digest))
+    conn.execute(_MOVE_HEAD, {"digest": digest})
     return entry_id
 
 
@@ -113,6 +124,22 @@ def iter_entries(
         rows = result.cursor.fetchall() if result.cursor is not None else []
         result.close()
         yield from (AuditEntry(*row) for row in rows)
+        if len(rows) < batch:
+            return
+        after = rows[-1][0]
+
+
+def iter_rows(conn: Connection, batch: int = 50_000) -> Iterator[tuple[object, ...]]:
+    """Every entry as a plain row (the columns of :class:`AuditEntry`), oldest first, in keyset
+    batches: the fast path of verification."""
+    after = 0
+    stmt = select(*_COLUMNS).where(audit_log.c.id > bindparam("after")).order_by(audit_log.c.id)
+    stmt = stmt.limit(batch)
+    while True:
+        result = conn.execute(stmt, {"after": after})
+        rows = result.cursor.fetchall() if result.cursor is not None else []
+        result.close()
+        yield from rows
         if len(rows) < batch:
             return
         after = rows[-1][0]
