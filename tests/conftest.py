@@ -14,7 +14,7 @@ from hypothesis import settings
 
 from qalqan.api import create_app
 from qalqan.instance import Instance
-from qalqan.testing import TestNode, fresh_instance
+from qalqan.testing import TEST_DATABASE_ENV, TestNode, fresh_instance
 
 # Compiling MISP's warninglists takes seconds: every test (and every CLI it starts) shares one
 # compiled cache instead of building its own in its data dir.
@@ -30,6 +30,29 @@ SHARED_DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
 settings.register_profile("local", deadline=None)
 settings.register_profile("ci", deadline=None, derandomize=True, print_blob=True)
 settings.load_profile("ci" if os.environ.get("CI") else "local")
+
+
+def _touches_database(item: pytest.Item) -> bool:
+    """Does the test use the configured database: through the ``instance`` fixture, or a
+    module of its own instances (``fresh_instance``) or of the test database's URL?"""
+    names = vars(getattr(item, "module", None) or object())
+    return (
+        "instance" in getattr(item, "fixturenames", ())
+        or "fresh_instance" in names
+        or "TEST_DATABASE_ENV" in names
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """With QALQAN_TEST_DATABASE_URL set (the PostgreSQL pass of CI, after the whole suite ran
+    on SQLite), run only the tests that touch the database; the others (pure functions, the
+    CLI in subprocesses on their own SQLite data dirs) would only run a second time."""
+    if not os.environ.get(TEST_DATABASE_ENV):
+        return
+    kept = [item for item in items if _touches_database(item)]
+    if len(kept) < len(items):
+        config.hook.pytest_deselected(items=[i for i in items if not _touches_database(i)])
+        items[:] = kept
 
 
 @pytest.fixture
