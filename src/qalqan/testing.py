@@ -2,12 +2,16 @@
 with orgs and keys, and a small STIX object factory.
 
 Set ``QALQAN_TEST_DATABASE_URL`` (e.g. ``postgresql+psycopg://postgres@127.0.0.1:5432/test``)
-to run on PostgreSQL: each instance then gets a schema of its own, dropped afterwards.
+to run on PostgreSQL: each instance then gets a schema of its own (migrated once per process
+and emptied for the next test).
 """
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 import threading
 import uuid
 from collections.abc import Iterator
@@ -50,31 +54,126 @@ STAMP = "2026-01-01T00:00:00.000Z"
 
 @contextmanager
 def fresh_instance(data_dir: Path) -> Iterator[Instance]:
-    """A migrated, empty instance: SQLite in ``data_dir``, or a new PostgreSQL schema."""
+    """A migrated, empty instance: SQLite in ``data_dir``, or a PostgreSQL schema of its own.
+
+    Migrating takes most of a small test's time, so it runs once per process: SQLite instances
+    start from a copy of a migrated template file, and PostgreSQL schemas are migrated once,
+    then emptied (and given back what the migrations wrote) when a test is done with them, for
+    the next test of the process. A schema whose tables a test changed is dropped instead."""
     base = os.environ.get(TEST_DATABASE_ENV)
-    schema = None
-    if base:
-        schema = f"qt_{uuid.uuid4().hex[:16]}"
-        admin = make_engine(base)
-        with admin.begin() as conn:
-            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-        admin.dispose()
-        sep = "&" if "?" in base else "?"
-        url = f"{base}{sep}options={quote(f'-csearch_path={schema}')}"
-    else:
-        url = f"sqlite:///{data_dir / 'qalqan.db'}"
     data_dir.mkdir(parents=True, exist_ok=True)
-    instance = Instance(Settings(data_dir=data_dir, database_url=url))
-    migrate.upgrade(instance.engine)
+    if not base:
+        target = data_dir / "qalqan.db"
+        shutil.copyfile(_sqlite_template(), target)
+        instance = Instance(Settings(data_dir=data_dir, database_url=f"sqlite:///{target}"))
+        try:
+            yield instance
+        finally:
+            instance.close()
+        return
+    schema = _FREE_SCHEMAS.pop() if _FREE_SCHEMAS else _new_schema(base)
+    instance = Instance(Settings(data_dir=data_dir, database_url=_schema_url(base, schema)))
     try:
         yield instance
     finally:
         instance.close()
-        if base and schema:
-            admin = make_engine(base)
-            with admin.begin() as conn:
-                conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-            admin.dispose()
+        if _empty_schema(base, schema):
+            _FREE_SCHEMAS.append(schema)
+        else:
+            _drop_schema(base, schema)
+
+
+_FREE_SCHEMAS: list[str] = []
+_SEED_ROWS: dict[str, list[dict[str, Any]]] = {}
+_TEMPLATE: dict[str, Path] = {}
+
+
+def _sqlite_template() -> Path:
+    """A migrated SQLite database file of this process, made on first use."""
+    if "sqlite" not in _TEMPLATE:
+        folder = Path(tempfile.mkdtemp(prefix="qalqan-template-"))
+        path = folder / "qalqan.db"
+        instance = Instance(Settings(data_dir=folder, database_url=f"sqlite:///{path}"))
+        try:
+            migrate.upgrade(instance.engine)
+        finally:
+            instance.close()
+        atexit.register(shutil.rmtree, folder, True)
+        _TEMPLATE["sqlite"] = path
+    return _TEMPLATE["sqlite"]
+
+
+def _schema_url(base: str, schema: str) -> str:
+    sep = "&" if "?" in base else "?"
+    return f"{base}{sep}options={quote(f'-csearch_path={schema}')}"
+
+
+def _tables(conn: Any, schema: str) -> list[str]:
+    rows = conn.execute(
+        text("SELECT tablename FROM pg_tables WHERE schemaname = :s AND tablename <> "
+             "'alembic_version' ORDER BY tablename"),
+        {"s": schema},
+    )  # fmt: skip
+    return [str(r[0]) for r in rows]
+
+
+def _new_schema(base: str) -> str:
+    """A new PostgreSQL schema, migrated; the rows the migrations wrote are remembered."""
+    schema = f"qt_{uuid.uuid4().hex[:16]}"
+    admin = make_engine(base)
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    admin.dispose()
+    atexit.register(_drop_schema, base, schema)
+    engine = make_engine(_schema_url(base, schema))
+    try:
+        migrate.upgrade(engine)
+        if not _SEED_ROWS:
+            with engine.begin() as conn:
+                for table in _tables(conn, schema):
+                    # The names come from pg_tables of the schema made here.
+                    query = text(f'SELECT * FROM "{table}"')  # noqa: S608
+                    rows = conn.execute(query).mappings().all()
+                    _SEED_ROWS[table] = [dict(r) for r in rows]
+    finally:
+        engine.dispose()
+    return schema
+
+
+def _empty_schema(base: str, schema: str) -> bool:
+    """Empty every table of the schema and put back what the migrations wrote; False when the
+    schema is no longer the migrated one (or cannot be emptied now)."""
+    engine = make_engine(_schema_url(base, schema))
+    try:
+        with engine.begin() as conn:
+            conn.execute(text("SET LOCAL lock_timeout = '10s'"))
+            version = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+            tables = _tables(conn, schema)
+            if version != migrate.head_revision() or set(tables) != set(_SEED_ROWS):
+                return False
+            names = ", ".join(f'"{t}"' for t in tables)
+            conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+            for table, rows in _SEED_ROWS.items():
+                if rows:
+                    columns = list(rows[0])
+                    listed = ", ".join(f'"{c}"' for c in columns)
+                    values = ", ".join(f":{c}" for c in columns)
+                    insert = text(f'INSERT INTO "{table}" ({listed}) VALUES ({values})')  # noqa: S608
+                    conn.execute(insert, rows)
+        return True
+    except Exception:  # a test left the schema unusable: it is dropped instead
+        return False
+    finally:
+        engine.dispose()
+
+
+def _drop_schema(base: str, schema: str) -> None:
+    admin = make_engine(base)
+    try:
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+    finally:
+        admin.dispose()
 
 
 @dataclass
