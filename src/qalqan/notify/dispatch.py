@@ -70,11 +70,6 @@ def retry_delay(settings: Settings, attempts: int) -> int:
     return int(min(wait, _MAX_WAIT))
 
 
-def _subscribed(hook: WebhookRow, kind: str) -> bool:
-    kinds = orjson.loads(hook.kinds)
-    return ALL in kinds or kind in kinds
-
-
 def fan_out(
     conn: Connection, settings: Settings, *, now: int, limit: int = 1000
 ) -> tuple[int, int]:
@@ -84,9 +79,10 @@ def fan_out(
     if not pending:
         return 0, 0
     org_ids = sorted({n.org_id for n in pending})
-    hooks: dict[str, list[WebhookRow]] = defaultdict(list)
+    # Each webhook's kinds are read once per round, not once per notification.
+    hooks: dict[str, list[tuple[WebhookRow, frozenset[str]]]] = defaultdict(list)
     for hook in store.webhooks_of_orgs(conn, org_ids):
-        hooks[hook.org_id].append(hook)
+        hooks[hook.org_id].append((hook, frozenset(orjson.loads(hook.kinds))))
     people: dict[str, list[str]] = defaultdict(list)
     chosen: dict[str, dict[str, bool]] = {}
     if settings.smtp_host:
@@ -98,7 +94,7 @@ def fan_out(
     for n in pending:
         base = {"notification_id": n.id, "org_id": n.org_id, "created_at": now}
         rows.extend({**base, "channel": "webhook", "webhook_id": h.id, "user_id": None}
-                    for h in hooks[n.org_id] if _subscribed(h, n.kind))  # fmt: skip
+                    for h, kinds in hooks[n.org_id] if ALL in kinds or n.kind in kinds)  # fmt: skip
         for user_id in people[n.org_id]:
             if n.user_id is not None and user_id != n.user_id:
                 continue
